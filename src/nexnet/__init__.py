@@ -1,0 +1,17 @@
+"""nexnet-seg: NExNet Seg and baselines for medical image segmentation."""
+
+from .errors import NexnetError
+from .models import (
+    SegmentationModel,
+    create_model,
+    from_pretrained,
+    list_models,
+    register_model,
+    save_pretrained,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "NexnetError", "SegmentationModel", "__version__", "create_model", "from_pretrained",
+    "list_models", "register_model", "save_pretrained",
+]  # fmt: skip

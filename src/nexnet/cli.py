@@ -1,0 +1,131 @@
+"""The ``nexnet`` command line: one verb per step."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import NexnetError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    import torch
+
+    from .io import atomic_write_json
+    from .models import create_model, list_models
+    from .profile import format_table, profile_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise NexnetError("--device cuda: no CUDA device is available; use --device cpu")
+    names = list_models() if args.models == ["all"] else args.models
+    unknown = [n for n in names if n not in list_models()]
+    if unknown:
+        create_model(unknown[0])  # raises with the list of names and close matches
+    rows = []
+    for name in names:
+        model = create_model(name)
+        rows.append(
+            profile_model(
+                model, args.image_size, args.batch_size, args.device,
+                warmup=args.warmup, repeats=args.repeats, latency=not args.no_latency,
+            )
+        )  # fmt: skip
+        del model
+    print(format_table(rows))
+    r = rows[0]
+    print(
+        f"input {args.image_size}x{args.image_size}, batch {args.batch_size} for latency "
+        f"(median of {args.repeats} after {args.warmup} warm-up runs); MACs/FLOPs per image, "
+        f"counted with FlopCounterMode under the MATH attention backend; device {r['device']}, "
+        f"{r['threads']} threads, torch {torch.__version__}"
+    )
+    if args.json:
+        atomic_write_json(args.json, rows)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(out=args.out, seconds=args.seconds)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    for name in list_models(args.pattern):
+        print(name)
+    return 0
+
+
+def _add_profile(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "profile",
+        help="parameters, GMACs/GFLOPs and latency of registered models",
+        description="Count parameters and multiply-accumulates (attention included) and time the "
+        "forward pass of one or more registered models on a random input.",
+    )
+    p.add_argument("--models", type=_csv, default=["nexnet_seg"],
+                   help="comma-separated registry names, or 'all' (default: nexnet_seg)")  # fmt: skip
+    p.add_argument("--image-size", type=int, default=224, help="square input size (default 224)")
+    p.add_argument("--batch-size", type=int, default=1, help="batch for the latency (default 1)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs (default 10)")
+    p.add_argument("--no-latency", action="store_true", help="count parameters and MACs only")
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    p.set_defaults(func=cmd_profile)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="nexnet",
+        description="NExNet Seg and baselines for medical image segmentation.",
+        epilog="Run 'nexnet VERB --help' for the flags of one step.",
+    )
+    parser.add_argument("--version", action="version", version=f"nexnet-seg {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+
+    d = sub.add_parser("demo", help="a small end-to-end run that needs no data",
+                       description="Build NExNet Seg and run it on a synthetic image.")  # fmt: skip
+    d.add_argument("--out", default="demo", help="output folder (default: demo)")
+    d.add_argument("--seconds", type=float, default=120, help="training budget in seconds")
+    d.set_defaults(func=cmd_demo)
+
+    m = sub.add_parser("models", help="list registered model names")
+    m.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'segformer*'")
+    m.set_defaults(func=cmd_models)
+
+    _add_profile(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NexnetError as e:
+        print(f"nexnet {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nexnet {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

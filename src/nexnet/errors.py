@@ -1,0 +1,7 @@
+"""User-facing errors: the CLI prints them as one line, without a traceback."""
+
+from __future__ import annotations
+
+
+class NexnetError(Exception):
+    """A problem with the user's input (a file, a folder, a flag) that the user can fix."""

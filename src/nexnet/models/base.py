@@ -1,0 +1,116 @@
+"""Base class for segmentation models: a recorded config and safetensors save/load."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+from torch import nn
+
+from ..errors import NexnetError
+from ..io import atomic_directory, atomic_write_bytes, atomic_write_json
+from .registry import create_model
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+FORMAT = "nexnet-seg/1"
+PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar"}
+
+
+class SegmentationModel(nn.Module):
+    """A model that knows the registry name and keyword arguments that rebuild it.
+
+    Subclasses set ``self.config`` (JSON-serialisable constructor arguments) in ``__init__``;
+    ``create_model`` sets ``self.model_name``.
+    """
+
+    model_name: str = ""
+    config: dict[str, Any]
+
+    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` to ``directory``, atomically as a folder."""
+        return save_pretrained(self, directory, extra)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, **overrides) -> SegmentationModel:
+        model = from_pretrained(directory, **overrides)
+        if not isinstance(model, cls):
+            raise NexnetError(f"{directory}: holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+
+def state_dict_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def save_pretrained(model: nn.Module, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+    name = getattr(model, "model_name", "")
+    if not name:
+        raise ValueError("model has no registry name: build it with nexnet.create_model")
+    config = {"format": FORMAT, "model": name, "config": model.config, **(extra or {})}
+    with atomic_directory(directory) as tmp:
+        atomic_write_bytes(tmp / WEIGHTS_NAME, save(state_dict_tensors(model)))
+        atomic_write_json(tmp / CONFIG_NAME, config)
+    return Path(directory)
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """Validate a checkpoint folder and return its ``config.json``; refuses pickles with a clear line."""
+    path = Path(directory)
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES or _looks_like_pickle(path):
+            raise NexnetError(
+                f"{path}: is a pickle file; nexnet never unpickles checkpoints (they can run code). "
+                "Pass a folder written by save_pretrained (model.safetensors + config.json)"
+            )
+        if path.name == WEIGHTS_NAME:
+            path = path.parent
+        else:
+            raise NexnetError(f"{path}: is a file; pass the checkpoint folder that holds {CONFIG_NAME}")
+    if not path.exists():
+        raise NexnetError(f"{path}: checkpoint folder does not exist")
+    cfg_path = path / CONFIG_NAME
+    if not cfg_path.is_file() or not (path / WEIGHTS_NAME).is_file():
+        raise NexnetError(f"{path}: not a checkpoint folder (needs {WEIGHTS_NAME} and {CONFIG_NAME})")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise NexnetError(f"{cfg_path}: is not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or "model" not in cfg or "config" not in cfg:
+        raise NexnetError(f"{cfg_path}: lacks the 'model' and 'config' keys of a nexnet checkpoint")
+    return cfg
+
+
+def from_pretrained(directory: str | os.PathLike, **overrides) -> nn.Module:
+    """Rebuild a model from a ``save_pretrained`` folder. Loads safetensors only: never unpickles."""
+    cfg = read_config(directory)
+    path = Path(directory)
+    path = path.parent if path.is_file() else path
+    model = create_model(cfg["model"], **{**cfg["config"], **overrides})
+    try:
+        state = load_file(path / WEIGHTS_NAME)
+    except (SafetensorError, OSError) as e:
+        raise NexnetError(f"{path / WEIGHTS_NAME}: unreadable safetensors file ({e})") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        raise NexnetError(
+            f"{path / WEIGHTS_NAME}: does not match {cfg['model']} with its config.json "
+            f"(missing {missing[:2]}, unexpected {unexpected[:2]}, wrong shape {wrong[:2]})"
+        )
+    model.load_state_dict(state)
+    return model
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # Pickle protocol 2+ starts with 0x80; torch.save writes a zip archive ("PK").
+    return head[:1] == b"\x80" or head[:2] == b"PK"

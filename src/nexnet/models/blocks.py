@@ -1,0 +1,84 @@
+"""Convolutional building blocks of NExNet Seg: DoubleConv, ConvMaSA and the NEx block."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .masa import ManhattanSelfAttention
+from .tpen import TPEN
+
+
+class DoubleConv(nn.Sequential):
+    """(Conv3x3 - BN - ReLU) twice. ``(B, C_in, H, W) -> (B, C_out, H, W)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, mid_channels: int | None = None) -> None:
+        mid = mid_channels or out_channels
+        super().__init__(
+            nn.Conv2d(in_channels, mid, 3, padding=1, bias=False),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class ConvMaSA(nn.Module):
+    """``MaSA(DoubleConv(x))``; with ``masa=False`` the attention is the identity.
+
+    Shapes: ``(B, C_in, H, W) -> (B, C_out, H, W)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        masa: bool = True,
+        gamma: float | str = 0.8,
+        head_dim: int = 32,
+        masa_mode: str = "decomposed",
+    ) -> None:
+        super().__init__()
+        self.conv = DoubleConv(in_channels, out_channels)
+        self.attention: nn.Module = (
+            ManhattanSelfAttention(out_channels, head_dim=head_dim, gamma=gamma, mode=masa_mode)
+            if masa
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(self.conv(x))
+
+
+class NExBlock(nn.Module):
+    """One encoder level of NExNet Seg.
+
+    ``x_out = TPEN(ReLU(Conv3x3_dilation2(BN(x))))`` goes on to the next level;
+    ``skip = ConvMaSA(x_out)`` goes to the decoder.
+
+    Shapes: ``(B, C_in, H, W) -> ((B, C_out, H, W), (B, C_out, H, W))``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        tpen: bool = True,
+        order: int = 3,
+        masa: bool = True,
+        gamma: float | str = 0.8,
+        head_dim: int = 32,
+        masa_mode: str = "decomposed",
+    ) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(in_channels)
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=2, dilation=2)
+        self.act = nn.ReLU(inplace=True)
+        # The "no T-PEN" ablation is the plain neuron: order 1, coefficient frozen at 1.
+        self.tpen = TPEN(out_channels, order=order) if tpen else TPEN(out_channels, 1, False)
+        self.conv_masa = ConvMaSA(out_channels, out_channels, masa, gamma, head_dim, masa_mode)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.tpen(self.act(self.conv(self.norm(x))))
+        return x, self.conv_masa(x)

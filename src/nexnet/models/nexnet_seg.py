@@ -1,0 +1,114 @@
+"""NExNet Seg (Reyes-Angulo and Paheding, CVPRW 2025): a U-Net with T-PEN and Manhattan self-attention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import SegmentationModel
+from .blocks import DoubleConv, NExBlock
+from .input_checks import check_image_batch
+from .registry import register_model
+
+PAPER_WIDTHS = (32, 64, 128, 256, 256, 512)
+
+
+class NExNetSeg(SegmentationModel):
+    """Six NEx encoder levels, five 2x2 max-pools and a bilinear U-Net decoder.
+
+    Encoder level ``i``: ``x_i = TPEN(ReLU(Conv3x3_d2(BN(in))))``, skip ``s_i = MaSA(DoubleConv(x_i))``;
+    ``x_i`` is max-pooled into level ``i + 1``. The bottleneck is ``s_6`` at 1/32 resolution,
+    concatenated with an SSL embedding of ``ssl_channels`` channels when ``ssl_channels > 0``.
+    Decoder ``d_j = DoubleConv(cat(up2(d_{j+1}), s_j))``, then Dropout2d and a 1x1 head.
+
+    Args:
+        widths: channels of the six encoder levels.
+        in_channels: image channels.
+        num_classes: output channels (1 for binary segmentation: logits).
+        tpen: T-PEN after each encoder convolution (``False``: order 1, frozen, the plain neuron).
+        order: T-PEN expansion order ``K``.
+        masa: Manhattan self-attention on each skip (``False``: identity).
+        gamma: MaSA decay, a float in (0, 1) or ``"rmt"``.
+        head_dim: MaSA channels per head.
+        masa_mode: ``"decomposed"`` or ``"full"``.
+        dropout: Dropout2d probability before the head.
+        ssl_channels: channels of the SSL embedding concatenated at the bottleneck (0: none).
+
+    Shapes: ``x`` ``(B, in_channels, H, W)`` with H, W multiples of 32; ``ssl_embedding``
+    ``(B, ssl_channels, H/32, W/32)``; output ``(B, num_classes, H, W)`` logits.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = PAPER_WIDTHS,
+        in_channels: int = 3,
+        num_classes: int = 1,
+        tpen: bool = True,
+        order: int = 3,
+        masa: bool = True,
+        gamma: float | str = 0.8,
+        head_dim: int = 32,
+        masa_mode: str = "decomposed",
+        dropout: float = 0.2,
+        ssl_channels: int = 0,
+    ) -> None:
+        super().__init__()
+        widths = [int(w) for w in widths]
+        if len(widths) != 6:
+            raise ValueError(f"NExNetSeg needs 6 widths, got {len(widths)}: {widths}")
+        self.config = dict(
+            widths=widths, in_channels=in_channels, num_classes=num_classes, tpen=tpen,
+            order=order, masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode,
+            dropout=dropout, ssl_channels=ssl_channels,
+        )  # fmt: skip
+        self.in_channels = in_channels
+        self.ssl_channels = ssl_channels
+        self.size_multiple = 2 ** (len(widths) - 1)
+        attn = dict(masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode)
+        ins = [in_channels, *widths[:-1]]
+        self.encoder = nn.ModuleList(
+            NExBlock(c_in, c_out, tpen=tpen, order=order, **attn) for c_in, c_out in zip(ins, widths)
+        )
+        self.pool = nn.MaxPool2d(2)
+        self.decoder = nn.ModuleList()
+        below = widths[-1] + ssl_channels
+        for width in reversed(widths[:-1]):
+            self.decoder.append(DoubleConv(below + width, width))
+            below = width
+        self.dropout = nn.Dropout2d(dropout)
+        self.head = nn.Conv2d(widths[0], num_classes, 1)
+
+    def forward(self, x: torch.Tensor, ssl_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        check_image_batch(x, self.in_channels, self.size_multiple, "NExNetSeg")
+        skips = []
+        for level, block in enumerate(self.encoder):
+            if level:
+                x = self.pool(x)
+            x, skip = block(x)
+            skips.append(skip)
+        d = skips.pop()
+        if self.ssl_channels:
+            if ssl_embedding is None:
+                raise ValueError(f"NExNetSeg was built with ssl_channels={self.ssl_channels}: "
+                                 "pass ssl_embedding")  # fmt: skip
+            d = torch.cat([d, ssl_embedding.to(d.dtype)], dim=1)
+        for block in self.decoder:
+            skip = skips.pop()
+            up = F.interpolate(d, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            d = block(torch.cat([up, skip], dim=1))
+        return self.head(self.dropout(d))
+
+
+@register_model
+def nexnet_seg(**kwargs) -> NExNetSeg:
+    """The paper's NExNet Seg: widths 32-64-128-256-256-512."""
+    return NExNetSeg(**{"widths": PAPER_WIDTHS, **kwargs})
+
+
+@register_model
+def nexnet_seg_s(**kwargs) -> NExNetSeg:
+    """Half widths (16-32-64-128-128-256), for CPU work."""
+    return NExNetSeg(**{"widths": tuple(w // 2 for w in PAPER_WIDTHS), **kwargs})

@@ -1,0 +1,42 @@
+"""Model registry in the style of timm: ``create_model(name, **overrides)`` and ``list_models()``."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from typing import TypeVar
+
+from torch import nn
+
+from ..errors import NexnetError
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+F = TypeVar("F", bound=Callable[..., nn.Module])
+
+
+def register_model(fn: F) -> F:
+    """Register a variant function under its own name."""
+    if fn.__name__ in _MODELS:
+        raise ValueError(f"model {fn.__name__!r} is registered twice")
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style ``pattern``, sorted."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def create_model(name: str, **overrides) -> nn.Module:
+    """Build a registered model; ``overrides`` replace the variant's defaults."""
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, list(_MODELS), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise NexnetError(f"unknown model {name!r}{hint} (available: {', '.join(list_models())})")
+    try:
+        model = _MODELS[name](**overrides)
+    except TypeError as e:  # an unknown or misspelt keyword
+        raise NexnetError(f"model {name!r}: {e}") from None
+    model.model_name = name
+    return model

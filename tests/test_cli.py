@@ -1,0 +1,36 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nexnet.cli import main
+
+
+def test_profile_prints_params_and_macs(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert main(["profile", "--models", "nexnet_seg_s", "--image-size", "64",
+                 "--repeats", "2", "--warmup", "1", "--json", str(out)]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "nexnet_seg_s" in text and "threads" in text and "GMACs" in text
+    row = json.loads(out.read_text())[0]
+    assert row["params"] > 4_000_000 and row["gflops"] == pytest.approx(2 * row["gmacs"])
+    assert row["median_s"] > 0
+
+
+def test_unknown_model_is_one_line(capsys):
+    assert main(["profile", "--models", "unet9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nexnet profile: error: unknown model 'unet9'") and "\n" not in err
+
+
+def test_help_of_every_verb():
+    for verb in ["demo", "models", "profile"]:
+        with pytest.raises(SystemExit) as e:
+            main([verb, "--help"])
+        assert e.value.code == 0
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "nexnet", "models"], capture_output=True, text=True)
+    assert r.returncode == 0 and "nexnet_seg" in r.stdout.split()

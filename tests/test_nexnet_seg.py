@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+import nexnet
+from nexnet.models import TPEN, NExNetSeg
+
+
+def test_gradients_reach_every_parameter_of_nexnet_seg():
+    torch.manual_seed(0)
+    model = nexnet.create_model("nexnet_seg")
+    x = torch.randn(2, 3, 64, 64)  # 2x2 at the bottleneck: attention has more than one token
+    out = model(x)
+    (out * torch.randn_like(out)).sum().backward()
+    names = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert names == []
+    coefficient_grads = [m.coefficients.grad for m in model.modules() if isinstance(m, TPEN)]
+    assert len(coefficient_grads) == 6 and all(g.abs().sum() > 0 for g in coefficient_grads)
+
+
+@pytest.mark.parametrize("size", [(224, 224), (256, 256), (224, 320)])
+def test_output_shapes(size):
+    model = nexnet.create_model("nexnet_seg_s").eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, *size))
+    assert out.shape == (1, 1, *size)
+
+
+def test_non_multiple_of_32_names_nearest_sizes():
+    model = nexnet.create_model("nexnet_seg_s")
+    with pytest.raises(ValueError, match=r"height 230 is not a multiple of 32; use 224 or 256"):
+        model(torch.randn(1, 3, 230, 230))
+    with pytest.raises(ValueError, match=r"width 20 is not a multiple of 32; use 32$"):
+        model(torch.randn(1, 3, 32, 20))
+    with pytest.raises(ValueError, match="expects 3 input channels, got 1"):
+        model(torch.randn(1, 1, 32, 32))
+
+
+def test_ablation_switches_change_the_architecture():
+    full = nexnet.create_model("nexnet_seg_s")
+    plain = nexnet.create_model("nexnet_seg_s", tpen=False, masa=False)
+    kinds = lambda m: {type(x).__name__ for x in m.modules()}  # noqa: E731
+    assert "ManhattanSelfAttention" in kinds(full)
+    assert "ManhattanSelfAttention" not in kinds(plain)
+    assert all(not t.coefficients.requires_grad for t in plain.modules() if isinstance(t, TPEN))
+    assert sum(p.numel() for p in plain.parameters()) < sum(p.numel() for p in full.parameters())
+
+
+def test_ssl_embedding_is_concatenated_at_the_bottleneck():
+    model = nexnet.create_model("nexnet_seg_s", ssl_channels=8).eval()
+    x = torch.randn(1, 3, 64, 64)
+    e = torch.randn(1, 8, 2, 2)
+    with torch.no_grad():
+        a, b = model(x, e), model(x, torch.zeros_like(e))
+    assert a.shape == (1, 1, 64, 64) and not torch.equal(a, b)
+    with pytest.raises(ValueError, match="pass ssl_embedding"):
+        model(x)
+
+
+def test_registry():
+    assert {"nexnet_seg", "nexnet_seg_s"} <= set(nexnet.list_models())
+    assert nexnet.list_models("nexnet_seg_*") == ["nexnet_seg_s"]
+    model = nexnet.create_model("nexnet_seg_s", num_classes=3, gamma="rmt")
+    assert isinstance(model, NExNetSeg) and model.config["num_classes"] == 3
+    with pytest.raises(nexnet.NexnetError, match="did you mean nexnet_seg"):
+        nexnet.create_model("nexnet_sge")
+    with pytest.raises(nexnet.NexnetError, match="unexpected keyword"):
+        nexnet.create_model("nexnet_seg_s", widht=3)
+
+
+def test_paper_widths():
+    model = nexnet.create_model("nexnet_seg")
+    assert model.config["widths"] == [32, 64, 128, 256, 256, 512]
+    assert nexnet.create_model("nexnet_seg_s").config["widths"] == [16, 32, 64, 128, 128, 256]
