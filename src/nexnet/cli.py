@@ -68,6 +68,47 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import ADAPTERS
+
+    for a in ADAPTERS.values():
+        print(f"{a.name:<13} {a.title}")
+        print(f"{'':<13} layout: {a.layout}")
+        names = ", ".join(a.folder_names) or "(the folder itself)"
+        print(f"{'':<13} found under a data root as: {names}")
+        print(f"{'':<13} splits: {', '.join(a.splits)} (default {a.default_split})")
+    print("Every split can also be a split.json written by an earlier run.")
+    return 0
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    from .data.check import check_dataset, format_report
+
+    report, split = check_dataset(
+        args.dataset, args.data_root, args.split, args.seed, args.skip_bad, args.mask_suffix, args.workers
+    )
+    print(format_report(report))
+    if split is not None and args.split_out:
+        split.save(args.split_out)
+        print(f"wrote {args.split_out}")
+    return 0 if report.usable else 1
+
+
+def add_data_flags(p: argparse.ArgumentParser, split_required: bool = False) -> None:
+    """The flags every data-reading verb shares."""
+    p.add_argument("--dataset", required=True, help="adapter name: see 'nexnet datasets'")
+    p.add_argument(
+        "--data-root", required=True, help="the dataset folder as downloaded, or a folder holding it"
+    )
+    p.add_argument("--split", required=split_required, default=None,
+                   help="official, pranet, medico2020, paper, kfold:K/N, seeded, or a split.json "
+                        "(default: the dataset's usual split)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed for seeded splits and carved validation")
+    p.add_argument("--mask-suffix", default=None, help="folder adapter: mask name suffix, e.g. _segmentation")
+    p.add_argument("--skip-bad", action="store_true", help="leave unreadable pairs out and list them")
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: up to 4)")
+
+
 def _add_profile(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "profile",
@@ -111,6 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
 
     _add_profile(sub)
+
+    ds = sub.add_parser("datasets", help="dataset names and the folder layout each expects")
+    ds.set_defaults(func=cmd_datasets)
+
+    c = sub.add_parser(
+        "check-data", help="report pairs, sizes, mask values, splits and problems of a dataset",
+        description="Decode every pair once and report what a training run would see. Exits 1, "
+        "with one line per problem, when the data cannot be used.",
+    )  # fmt: skip
+    add_data_flags(c)
+    c.add_argument("--split-out", metavar="FILE", help="also write the split as JSON")
+    c.set_defaults(func=cmd_check_data)
     return parser
 
 

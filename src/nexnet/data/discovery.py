@@ -1,0 +1,142 @@
+"""Finding image/mask pairs in folders, and what to ignore there."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
+SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One image and its mask. ``id`` is unique within a dataset; ``subset`` is the folder's own
+    split (``train``/``val``/``test``) or ``all`` where the release has none."""
+
+    id: str
+    image: Path
+    mask: Path
+    subset: str = "all"
+
+
+@dataclass
+class Discovery:
+    """What an adapter found: usable pairs, problems (one line each) and what it ignored."""
+
+    pairs: list[Pair] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    ignored: list[Path] = field(default_factory=list)
+    root: Path | None = None
+
+    def extend(self, other: Discovery) -> None:
+        self.pairs += other.pairs
+        self.problems += other.problems
+        self.ignored += other.ignored
+
+    def subsets(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for p in self.pairs:
+            out.setdefault(p.subset, []).append(p.id)
+        return out
+
+
+def is_system_file(path: Path) -> bool:
+    name = path.name.lower()
+    return name in SYSTEM_FILES or name.startswith("._") or name.startswith(".")
+
+
+def list_image_files(folder: Path, found: Discovery, skip: Iterable[str] = ()) -> list[Path]:
+    """Image files directly in ``folder``, sorted; anything else goes to ``found.ignored``.
+
+    ``skip`` holds lower-case name fragments that mark files that are not images to segment
+    (ISIC's ``_superpixels``). Broken or looping links become problems.
+    """
+    skip = tuple(skip)
+    files = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        path = Path(entry.path)
+        try:
+            is_file = entry.is_file()  # follows links
+        except OSError:
+            is_file = False
+        if not is_file:
+            if entry.is_symlink():
+                try:
+                    os.stat(path)
+                except OSError as e:
+                    why = "symbolic link loop" if e.errno == errno.ELOOP else "broken symbolic link"
+                    found.problems.append(f"{path}: {why} (skipped)")
+            continue
+        if (
+            is_system_file(path)
+            or path.suffix.lower() not in IMAGE_SUFFIXES
+            or any(s in path.name.lower() for s in skip)
+        ):
+            found.ignored.append(path)
+            continue
+        files.append(path)
+    return files
+
+
+def by_stem(files: list[Path], found: Discovery, strip: str = "") -> dict[str, Path]:
+    """Map each stem (less a ``strip`` suffix) to its file; stems held by two files are problems."""
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        stem = f.stem
+        if strip and stem.endswith(strip):
+            stem = stem[: -len(strip)]
+        groups.setdefault(stem, []).append(f)
+    out = {}
+    for stem, paths in groups.items():
+        if len(paths) > 1:
+            names = ", ".join(p.name for p in paths)
+            found.problems.append(f"{paths[0].parent}: two files share the stem '{stem}' ({names}); "
+                                  "remove one")  # fmt: skip
+        else:
+            out[stem] = paths[0]
+    return out
+
+
+def pair_folders(
+    image_dir: Path,
+    mask_dir: Path,
+    mask_suffix: str = "",
+    subset: str = "all",
+    id_prefix: str = "",
+    skip: Iterable[str] = (),
+) -> Discovery:
+    """Pair ``image_dir/STEM.*`` with ``mask_dir/STEM{mask_suffix}.*``."""
+    found = Discovery()
+    for folder in (image_dir, mask_dir):
+        if not folder.is_dir():
+            found.problems.append(f"{folder}: folder missing")
+            return found
+    images = by_stem(list_image_files(image_dir, found, skip), found)
+    masks = by_stem(list_image_files(mask_dir, found, skip), found, strip=mask_suffix)
+    for stem, image in images.items():
+        mask = masks.get(stem)
+        if mask is None:
+            found.problems.append(f"{image}: no mask (looked for {mask_dir}/{stem}{mask_suffix}.*)")
+            continue
+        found.pairs.append(Pair(id_prefix + stem, image, mask, subset))
+    for stem, mask in masks.items():
+        if stem not in images:
+            found.problems.append(f"{mask}: mask has no image (looked for {image_dir}/{stem}.*)")
+    return found
+
+
+def best_mask_suffix(image_dir: Path, mask_dir: Path, candidates: Iterable[str]) -> str:
+    """The candidate suffix that pairs the most files (the first on ties)."""
+    scratch = Discovery()
+    stems = {p.stem for p in list_image_files(image_dir, scratch)}
+    mask_stems = [p.stem for p in list_image_files(mask_dir, scratch)]
+    best, best_n = "", -1
+    for suffix in candidates:
+        n = sum(1 for s in mask_stems if s.endswith(suffix) and s[: len(s) - len(suffix)] in stems)
+        if n > best_n:
+            best, best_n = suffix, n
+    return best

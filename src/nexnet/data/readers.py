@@ -1,0 +1,211 @@
+"""Decoding images and masks as users bring them, with one-line errors that name the file.
+
+Images become ``(H, W, 3)`` uint8 RGB: grey is expanded, alpha dropped, CMYK and palette
+converted, 16-bit scaled. Masks become ``(H, W)`` uint8 0/1 from every common encoding.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DataError
+
+MIN_SIDE = 8  # px; thinner images cannot be resized meaningfully to a square network input
+MAX_PIXELS = 100_000_000  # refuse larger images as probable decompression bombs
+TIFF_SUFFIXES = {".tif", ".tiff"}
+
+
+def _check_file(path: Path) -> None:
+    try:
+        st = path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DataError(f"{path}: symbolic link loop") from None
+        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+    if st.st_size == 0:
+        raise DataError(f"{path}: is empty (0 bytes)")
+
+
+def _looks_like_text(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(512)
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\r\n\t" for c in text)
+
+
+def _open_pil(path: Path) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # e.g. "Corrupt EXIF data": the pixels decide
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise DataError(
+                f"{path}: refused: more than {MAX_PIXELS // 1_000_000} megapixels "
+                "(a decompression bomb, or an image that needs downscaling first)"
+            ) from None
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        raise DataError(
+            f"{path}: refused: {w}x{h} is {w * h / 1e6:.0f} megapixels, more than "
+            f"{MAX_PIXELS // 1_000_000} (a decompression bomb, or an image that needs downscaling first)"
+        )
+    try:
+        im.load()
+    except OSError as e:
+        raise _decode_error(path, e) from None
+    return im
+
+
+def _decode_error(path: Path, e: Exception) -> DataError:
+    if "truncated" in str(e).lower():
+        return DataError(f"{path}: is truncated (an incomplete download or copy?)")
+    return DataError(f"{path}: cannot be decoded ({e})")
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        arr = np.asarray(tifffile.imread(path))
+    except Exception as e:  # tifffile raises many types for bad files
+        raise DataError(f"{path}: cannot be decoded as a TIFF ({e})") from None
+    if arr.ndim < 2 or arr.size == 0:
+        raise DataError(f"{path}: cannot be decoded as a TIFF (no pixel data)")
+    return arr
+
+
+def decode(path: str | os.PathLike) -> Image.Image | np.ndarray:
+    """Open an image file: a PIL image, or a numpy array for TIFFs that Pillow cannot read."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        return _open_pil(path)
+    except UnidentifiedImageError:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            return _read_tiff(path)
+        if _looks_like_text(path):
+            raise DataError(f"{path}: is a text file, not an image") from None
+        raise DataError(f"{path}: is not an image Pillow can decode (corrupt or unknown format)") from None
+    except OSError as e:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            return _read_tiff(path)
+        raise _decode_error(path, e) from None
+
+
+def _scale_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Integer or float pixel data to uint8: 16-bit by /257, floats in [0, 1] by *255."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        top = 1.0 if float(np.nanmax(arr, initial=0)) <= 1.0 else 255.0
+        return np.clip(np.nan_to_num(arr) * (255.0 / top), 0, 255).round().astype(np.uint8)
+    top = float(arr.max(initial=0))
+    scale = 257.0 if top > 255 else 1.0  # 16-bit data uses the full 0..65535 range
+    return np.clip(arr / scale, 0, 255).round().astype(np.uint8)
+
+
+def _check_shape(path: Path, arr: np.ndarray) -> None:
+    h, w = arr.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise DataError(f"{path}: is {w}x{h} px; both sides must be at least {MIN_SIDE} px")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An ``(H, W, 3)`` uint8 RGB array."""
+    path = Path(path)
+    im = decode(path)
+    if isinstance(im, Image.Image):
+        if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            arr = _scale_to_uint8(np.asarray(im))
+        else:
+            if im.mode == "P" and "transparency" in im.info:
+                im = im.convert("RGBA")
+            arr = np.asarray(im.convert("RGB"))
+    else:
+        arr = _scale_to_uint8(im)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] in (1, 2):  # grey, grey + alpha
+        arr = np.repeat(arr[:, :, :1], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] >= 3:
+        arr = arr[:, :, :3]  # drop alpha (and any extra samples)
+    else:
+        raise DataError(f"{path}: unsupported image layout {arr.shape}")
+    _check_shape(path, arr)
+    return np.ascontiguousarray(arr)
+
+
+def mask_intensity(path: str | os.PathLike) -> np.ndarray:
+    """One value per pixel before binarising: palette indices, or the brightest channel."""
+    path = Path(path)
+    im = decode(path)
+    if isinstance(im, Image.Image):
+        if im.mode == "1":
+            arr = np.asarray(im).astype(np.uint8)
+        elif im.mode in ("P", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            arr = np.asarray(im)  # palette masks: the indices are the labels
+        elif im.mode in ("LA", "PA"):
+            arr = np.asarray(im)[:, :, 0]
+        else:
+            arr = np.asarray(im.convert("RGB")).max(axis=2)  # any channel above half
+    else:
+        arr = im if im.ndim == 2 else im[:, :, :3].max(axis=2)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    _check_shape(path, arr)
+    return arr
+
+
+def binarize(path: Path | str, arr: np.ndarray) -> np.ndarray:
+    """0/1 uint8 from a mask's intensities; raises when it holds several labels.
+
+    Masks stored as 0/1 are kept as they are. Otherwise the values that cover more than 2% of the
+    pixels are grouped (values within 48 of each other join, which absorbs JPEG noise); two groups
+    are background and foreground, split halfway; more than two are several labels.
+    """
+    top = float(arr.max(initial=0))
+    if top <= 1:  # stored as 0/1: thresholding at 127 would empty it
+        return (arr >= 0.5).astype(np.uint8)
+    values = np.unique(arr)
+    if top < 32 and len(values) > 2:
+        shown = ", ".join(str(v) for v in values[:8])
+        raise DataError(
+            f"{path}: mask has {len(values)} label values ({shown}); nexnet segments one class, "
+            "so merge the labels into 0/255 (or 0/1) first"
+        )
+    u8 = _scale_to_uint8(arr)
+    counts = np.bincount(u8.ravel(), minlength=256)
+    common = np.flatnonzero(counts > 0.02 * u8.size)
+    groups = np.split(common, np.flatnonzero(np.diff(common) > 48) + 1)
+    if len(groups) > 2:
+        shown = ", ".join(f"{g[0]}" if len(g) == 1 else f"{g[0]}-{g[-1]}" for g in groups)
+        raise DataError(
+            f"{path}: mask has several label values (large regions at {shown}); expected a binary mask"
+        )
+    threshold = (groups[0][-1] + groups[1][0]) / 2 if len(groups) == 2 else 127
+    return (u8 > threshold).astype(np.uint8)
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """An ``(H, W)`` uint8 array of 0/1."""
+    return binarize(path, mask_intensity(path))
+
+
+def describe_values(arr: np.ndarray) -> str:
+    """A short summary of a raw mask's values, for reports: '{0,255}', '{0,1}', '{0,255}+noise(14)'."""
+    values = np.unique(arr)
+    if len(values) <= 4:
+        return "{" + ",".join(str(int(v)) for v in values) + "}"
+    return "{" + f"{int(values.min())},{int(values.max())}" + "}+noise"

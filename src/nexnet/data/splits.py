@@ -1,0 +1,181 @@
+"""Train/val/test splits: official, pranet, medico2020, paper, kfold:K/N, seeded, or a saved JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..io import atomic_write_json
+from .discovery import Discovery
+
+VAL_FRACTION = 0.1
+SEEDED_TEST_FRACTION = 0.2
+PAPER_SEED = 101
+
+
+@dataclass
+class Split:
+    """Case ids per part, plus how they were made (written as ``split.json`` with every run)."""
+
+    dataset: str
+    name: str
+    seed: int
+    train: list[str]
+    val: list[str]
+    test: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    def parts(self) -> dict[str, list[str]]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Split:
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(**{k: data[k] for k in ("dataset", "name", "seed", "train", "val", "test")},
+                       notes=data.get("notes", []))  # fmt: skip
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise DataError(f"{path}: not a split file written by nexnet ({e})") from None
+
+
+def shipped_list(name: str) -> list[str]:
+    text = resources.files("nexnet.data").joinpath("split_lists", name).read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def carve_val(train: list[str], seed: int, fraction: float = VAL_FRACTION) -> tuple[list[str], list[str]]:
+    """A seeded ``fraction`` of ``train`` (rounded, at least one when train has two or more) as validation."""
+    ids = sorted(train)
+    n_val = max(1, round(fraction * len(ids))) if len(ids) > 1 else 0
+    perm = np.random.default_rng(seed).permutation(len(ids))
+    val = sorted(ids[i] for i in perm[:n_val])
+    rest = sorted(ids[i] for i in perm[n_val:])
+    return rest, val
+
+
+def sklearn_style_split(ids: list[str], test_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Train and test as scikit-learn's ``train_test_split(ids, test_size=f, random_state=seed)`` orders
+    them: a ``RandomState(seed)`` permutation, the first ``ceil(f * n)`` as test."""
+    n_test = math.ceil(test_fraction * len(ids))
+    perm = np.random.RandomState(seed).permutation(len(ids))
+    return [ids[i] for i in perm[n_test:]], [ids[i] for i in perm[:n_test]]
+
+
+def _from_list(ids: list[str], test_ids: list[str], what: str) -> tuple[list[str], list[str]]:
+    test_set = set(test_ids)
+    missing = sorted(test_set - set(ids))
+    if missing:
+        raise DataError(f"{what}: {len(missing)} listed test cases are not in the data (e.g. {missing[0]})")
+    return [i for i in ids if i not in test_set], sorted(test_set)
+
+
+def build_split(dataset: str, found: Discovery, name: str, seed: int = 0) -> Split:
+    """Make the named split of the pairs an adapter found."""
+    if Path(name).suffix == ".json" and Path(name).is_file():
+        split = Split.load(name)
+        ids = {p.id for p in found.pairs}
+        unknown = [i for part in split.parts().values() for i in part if i not in ids]
+        if unknown:
+            raise DataError(f"{name}: {len(unknown)} cases are not in the data (e.g. {unknown[0]})")
+        return split
+    ids = sorted(p.id for p in found.pairs)
+    if not ids:
+        raise DataError(f"{dataset}: no usable pairs to split")
+    subsets = found.subsets()
+    notes: list[str] = []
+    val: list[str] = []
+    if name == "official" and dataset == "kvasir":
+        name = "medico2020"
+    if name == "official" and dataset == "cvc_clinicdb":
+        name = "pranet"
+    if name == "official":
+        if set(subsets) <= {"all"}:
+            raise DataError(f"{dataset} has no official split; use seeded, paper or kfold:K/N")
+        train, val, test = subsets.get("train", []), subsets.get("val", []), subsets.get("test", [])
+        for part, got in (("train", train), ("test", test)):
+            if not got:
+                notes.append(f"the official {part} part is missing from the data root")
+    elif name == "pranet" and dataset == "kvasir":
+        train, test = _from_list(ids, shipped_list("kvasir_pranet_test.txt"), "kvasir pranet")
+    elif name == "medico2020" and dataset == "kvasir":
+        train, test = _from_list(ids, shipped_list("kvasir_medico2020_test.txt"), "kvasir medico2020")
+    elif name == "pranet" and dataset == "cvc_clinicdb":
+        # PraNet's exact 62 frames are not distributed with CVC-ClinicDB: same sizes, seeded.
+        n_test = round(len(ids) * 62 / 612)
+        perm = np.random.default_rng(seed).permutation(len(ids))
+        test = sorted(ids[i] for i in perm[:n_test])
+        train = sorted(ids[i] for i in perm[n_test:])
+        notes.append(
+            "CVC-ClinicDB pranet: a seeded random 550/62-proportioned split, as PraNet made one; their "
+            "exact frame list is not distributed. Frames of one video land on both sides"
+        )
+    elif name == "paper":
+        train, test = sklearn_style_split(ids, 0.25, PAPER_SEED)
+        train, val = sklearn_style_split(train, 0.2, PAPER_SEED)
+        notes.append("paper: all pairs pooled, 75/25 train/test then 20% of train as val, seed 101, "
+                     "scikit-learn's shuffling over sorted ids; no augmented copies in val")  # fmt: skip
+    elif name.startswith("kfold:"):
+        k, n = _parse_kfold(name)
+        perm = np.random.default_rng(seed).permutation(len(ids))
+        fold = set(np.array_split(perm, k)[n - 1].tolist())
+        test = [ids[i] for i in sorted(fold)]
+        train = [ids[i] for i in range(len(ids)) if i not in fold]
+    elif name == "seeded":
+        perm = np.random.default_rng(seed).permutation(len(ids))
+        n_test = round(SEEDED_TEST_FRACTION * len(ids))
+        test = sorted(ids[i] for i in perm[:n_test])
+        train = sorted(ids[i] for i in perm[n_test:])
+    else:
+        raise DataError(f"split {name!r} does not apply to {dataset} (try official, pranet, medico2020, "
+                        "paper, kfold:5/1, seeded or a split.json file)")  # fmt: skip
+    if not val and len(train) > 1:
+        train, val = carve_val(train, seed)
+        notes.append(f"val: a seeded {VAL_FRACTION:.0%} of train (seed {seed})")
+    return Split(dataset, name, seed, sorted(train), sorted(val), sorted(test), notes)
+
+
+def _parse_kfold(name: str) -> tuple[int, int]:
+    try:
+        k, n = (int(v) for v in name.split(":", 1)[1].split("/"))
+    except ValueError:
+        raise DataError(f"split {name!r}: write kfold:K/N, e.g. kfold:5/1 for fold 1 of 5") from None
+    if not (k >= 2 and 1 <= n <= k):
+        raise DataError(f"split {name!r}: need K >= 2 and 1 <= N <= K")
+    return k, n
+
+
+def check_overlap(split: Split) -> list[str]:
+    """Ids that appear in more than one part (a bug or a hand-edited split file)."""
+    seen: dict[str, str] = {}
+    problems = []
+    for part, ids in split.parts().items():
+        for i in ids:
+            if i in seen:
+                problems.append(f"case {i} is in both {seen[i]} and {part}")
+            seen[i] = part
+    return problems
+
+
+def cross_part_duplicates(split: Split, hashes: dict[str, str]) -> list[str]:
+    """Warnings for pixel-identical images that sit in different parts of the split."""
+    part_of = {i: part for part, ids in split.parts().items() for i in ids}
+    groups: dict[str, list[str]] = {}
+    for cid, h in hashes.items():
+        if cid in part_of:
+            groups.setdefault(h, []).append(cid)
+    out = []
+    for ids in groups.values():
+        parts = {part_of[i] for i in ids}
+        if len(parts) > 1:
+            named = ", ".join(f"{i} ({part_of[i]})" for i in sorted(ids))
+            out.append(f"identical images across parts: {named}")
+    return out

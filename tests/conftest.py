@@ -1,0 +1,19 @@
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def shared_dataset(rel: str) -> Path:
+    """A folder of ../shared/datasets, or skip the test with the reason."""
+    path = SHARED / rel
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent (the shared datasets are only on the development machines)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own array cache, so tests neither share nor leave state."""
+    monkeypatch.setenv("NEXNET_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
