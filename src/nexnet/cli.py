@@ -94,6 +94,56 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .engine.config import load_yaml, merge, resolve
+    from .engine.trainer import train
+
+    out = Path(args.out)
+    if args.resume:
+        if not (out / "config.yaml").is_file():
+            raise NexnetError(f"--resume: {out} holds no config.yaml; start the run without --resume")
+        cfg = load_yaml(out / "config.yaml")
+        keep = {"train": {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes),
+                                             ("device", args.device)) if v is not None}}  # fmt: skip
+        cfg = merge(cfg, keep)
+    else:
+        cfg = resolve(
+            args.config, args.set,
+            model__name=args.model, data__dataset=args.dataset, data__data_root=args.data_root,
+            data__split=args.split, data__seed=args.seed, data__image_size=args.image_size,
+            data__mask_suffix=args.mask_suffix, data__skip_bad=args.skip_bad or None,
+            data__workers=args.workers, train__epochs=args.epochs, train__batch_size=args.batch_size,
+            train__device=args.device, train__amp=args.amp or None, train__seed=args.seed,
+            train__max_minutes=args.max_minutes,
+        )  # fmt: skip
+    train(cfg, out, resume=args.resume, quiet=args.quiet)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .engine.evaluate import evaluate
+
+    evaluate(args.checkpoint, args.dataset, args.data_root, args.split, args.subset, args.threshold,
+             args.tta, args.protocol, args.out or args.checkpoint, args.device)  # fmt: skip
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .engine.predict import predict
+
+    result = predict(args.checkpoint, args.input, args.out, args.overlay, args.gt, args.tta, args.device)
+    return 1 if result["failed"] else 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .engine.predict import score
+
+    score(args.pred, args.gt, args.out or args.pred)
+    return 0
+
+
 def add_data_flags(p: argparse.ArgumentParser, split_required: bool = False) -> None:
     """The flags every data-reading verb shares."""
     p.add_argument("--dataset", required=True, help="adapter name: see 'nexnet datasets'")
@@ -164,7 +214,76 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_flags(c)
     c.add_argument("--split-out", metavar="FILE", help="also write the split as JSON")
     c.set_defaults(func=cmd_check_data)
+    _add_engine(sub)
     return parser
+
+
+def _add_engine(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser(
+        "train", help="train a registered model on a dataset",
+        description="Train with the paper's recipe (configs/paper.yaml) unless told otherwise. The run "
+        "folder gets config.yaml, split.json, best/, last/, log.csv and curves.png. Under torchrun "
+        "(python -m torch.distributed.run --nproc_per_node N -m nexnet train ...) it trains with DDP.",
+    )  # fmt: skip
+    t.add_argument("--model", default=None, help="registry name (default nexnet_seg); see 'nexnet models'")
+    t.add_argument("--dataset", default=None, help="adapter name: see 'nexnet datasets'")
+    t.add_argument("--data-root", default=None, help="the dataset folder as downloaded")
+    t.add_argument(
+        "--split", default=None, help="official, pranet, medico2020, paper, kfold:K/N, seeded or FILE"
+    )
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--config", default=None, help="YAML file (e.g. configs/paper.yaml)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set train.lr=3e-4 --set model.gamma=rmt")  # fmt: skip
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--image-size", type=int, default=None)
+    t.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    t.add_argument(
+        "--amp", action="store_true", help="autocast: bf16 (or fp16 without bf16) on CUDA, bf16 on CPU"
+    )
+    t.add_argument("--seed", type=int, default=None, help="training and split seed")
+    t.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    t.add_argument("--mask-suffix", default=None)
+    t.add_argument("--skip-bad", action="store_true", help="leave unreadable pairs out")
+    t.add_argument("--workers", type=int, default=None, help="decoding processes")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="score a checkpoint on a dataset split (summary.json)",
+                       description="Per-case Dice, IoU, precision, recall, specificity, accuracy and HD95 "
+                       "at each image's original size, honest protocol (or the authors', labelled).")  # fmt: skip
+    e.add_argument("--checkpoint", "--model_path", required=True, help="a best/ folder (save_pretrained)")
+    e.add_argument("--dataset", required=True)
+    e.add_argument("--data-root", required=True)
+    e.add_argument("--split", default=None, help="default: the training run's split.json when beside it")
+    e.add_argument("--subset", choices=["test", "val"], default="test")
+    e.add_argument(
+        "--threshold", default="0.5", help="a number, or 'val' to choose it on the validation split"
+    )
+    e.add_argument("--tta", action="store_true", help="average probabilities over flips")
+    e.add_argument("--protocol", choices=["honest", "paper"], default="honest",
+                   help="paper: also the authors' batch-pooled, test-thresholded Dice, labelled")  # fmt: skip
+    e.add_argument("--out", default=None, help="folder for summary.json (default: the checkpoint folder)")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    e.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="masks (and overlays) for an image or a folder of images")
+    p.add_argument("--checkpoint", "--model_path", required=True)
+    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--out", required=True, help="output folder (never the input folder)")
+    p.add_argument("--overlay", action="store_true", help="also write contour overlays")
+    p.add_argument("--gt", default=None, help="ground-truth mask folder, drawn in blue on overlays")
+    p.add_argument("--tta", action="store_true")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("score", help="score any folder of predicted masks against ground truth")
+    s.add_argument("--pred", required=True, help="predicted masks (0/255, 0/1 or probability PNGs)")
+    s.add_argument("--gt", required=True, help="ground-truth masks, paired by file stem")
+    s.add_argument("--out", default=None, help="folder for summary.json (default: --pred)")
+    s.set_defaults(func=cmd_score)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

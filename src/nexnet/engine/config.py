@@ -1,0 +1,104 @@
+"""Run configuration: defaults (the paper's recipe), a YAML file, then ``--set key=value`` overrides."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import NexnetError
+
+# The paper's recipe; configs/paper.yaml holds the same values (a test keeps them equal).
+DEFAULTS: dict[str, Any] = {
+    "model": {"name": "nexnet_seg"},
+    "data": {
+        "dataset": None, "data_root": None, "split": None, "seed": 0, "image_size": 224,
+        "mask_suffix": None, "skip_bad": False, "workers": None,
+    },
+    "train": {
+        "epochs": 250, "batch_size": 64, "lr": 1.0e-4, "weight_decay": 1.0e-4, "warmup_epochs": 5,
+        "plateau_factor": 0.5, "plateau_patience": 10, "min_lr": 1.0e-6, "early_stop": 30,
+        "grad_clip": 0.5, "seed": 0, "device": "auto", "amp": False, "max_minutes": None,
+        "eval_batch_size": 16,
+    },
+    "loss": {"bce_weight": 1.0, "dice_weight": 1.0, "pos_weight": "auto"},
+    "augment": {
+        "enabled": True, "hflip": 0.5, "vflip": 0.5, "rotate_degrees": 15.0,
+        "brightness": 0.2, "contrast": 0.2, "saturation": 0.2,
+    },
+}  # fmt: skip
+
+
+def merge(base: dict, update: dict, where: str = "") -> dict:
+    """``base`` updated by ``update``, recursively; unknown sections are refused, model keys are free."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        path = f"{where}{key}"
+        if key not in out and not path.startswith("model."):
+            raise NexnetError(f"unknown config key {path!r} (known: {', '.join(sorted(out))})")
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value, path + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def parse_set(items: list[str]) -> dict:
+    """``["train.lr=3e-4", "model.gamma=rmt"]`` -> nested dict, values parsed as YAML scalars."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise NexnetError(f"--set {item!r}: write key=value, e.g. train.lr=3e-4")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise NexnetError(f"{path}: config file does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise NexnetError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise NexnetError(f"{path}: expected a mapping of sections (model, data, train, ...)")
+    return data
+
+
+def resolve(config_file: str | Path | None = None, sets: list[str] | None = None, **flags: Any) -> dict:
+    """Defaults <- config file <- flags given on the command line (``section__key``) <- ``--set``."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if config_file:
+        cfg = merge(cfg, load_yaml(config_file))
+    for name, value in flags.items():
+        if value is not None:
+            section, key = name.split("__", 1)
+            cfg = merge(cfg, {section: {key: value}})
+    if sets:
+        cfg = merge(cfg, parse_set(sets))
+    return cfg
+
+
+def model_kwargs(cfg: dict) -> dict:
+    return {k: v for k, v in cfg["model"].items() if k != "name"}
+
+
+def dump(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False)

@@ -1,0 +1,92 @@
+"""Process group set-up for ``torchrun``, and device and autocast choices."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from ..errors import NexnetError
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> DistEnv:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str, env: DistEnv) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise NexnetError("--device cuda: no CUDA device is available; use --device cpu")
+        return torch.device("cuda", env.local_rank)
+    if name != "cpu":
+        raise NexnetError(f"--device {name}: use auto, cpu or cuda")
+    return torch.device("cpu")
+
+
+def init(env: DistEnv, device: torch.device) -> None:
+    """Join the process group: NCCL on CUDA, gloo on CPU."""
+    if env.world > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def barrier(env: DistEnv) -> None:
+    if env.world > 1:
+        dist.barrier()
+
+
+def all_agree(flag: bool, env: DistEnv, device: torch.device) -> bool:
+    """True only if ``flag`` holds on every rank (so all ranks skip or step together)."""
+    if env.world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item() > 0)
+
+
+def shutdown(env: DistEnv) -> None:
+    if env.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def autocast_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
+    """None (float32), or the autocast dtype: bf16 or fp16 on CUDA, bf16 on CPU."""
+    if amp in (False, None, "false", "off", "none"):
+        return None
+    if amp in (True, "auto", "true", "on"):
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        if device.type != "cuda":
+            raise NexnetError("amp fp16 needs CUDA; on CPU use bf16 (--amp)")
+        return torch.float16
+    raise NexnetError(f"train.amp={amp!r}: use false, auto, bf16 or fp16")
+
+
+def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

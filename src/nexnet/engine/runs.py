@@ -1,0 +1,75 @@
+"""Preparing data for a run, and the run folder's log and curves."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import ArrayCache, Split, build_arrays, build_split, get_adapter
+from ..data.discovery import Discovery
+from ..data.splits import cross_part_duplicates
+from ..errors import NexnetError
+from ..io import atomic_write_text
+from ..plots import line_chart
+
+LOG_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "val_iou", "lr", "seconds",
+              "skipped_batches", "optimizer_steps", "best"]  # fmt: skip
+
+
+@dataclass
+class RunData:
+    found: Discovery
+    split: Split
+    arrays: ArrayCache
+    warnings: list[str]
+
+    def rows(self, part: str) -> np.ndarray:
+        ids = set(self.arrays.ids)
+        return self.arrays.index([i for i in self.split.parts()[part] if i in ids])
+
+
+def prepare_data(data_cfg: dict, split_override: str | Path | None = None) -> RunData:
+    """Discover the dataset, make the split and build (or read) the array cache."""
+    if not data_cfg.get("dataset") or not data_cfg.get("data_root"):
+        raise NexnetError("name the data: --dataset NAME --data-root PATH")
+    adapter = get_adapter(data_cfg["dataset"])
+    opts = {"mask_suffix": data_cfg["mask_suffix"]} if data_cfg.get("mask_suffix") is not None else {}
+    found = adapter.discover(Path(data_cfg["data_root"]), **opts)
+    warnings = list(found.problems)
+    if found.problems and not data_cfg.get("skip_bad"):
+        more = f" (and {len(found.problems) - 1} more)" if len(found.problems) > 1 else ""
+        raise NexnetError(f"{found.problems[0]}{more}; run check-data, or pass --skip-bad")
+    arrays = build_arrays(found.pairs, int(data_cfg["image_size"]), data_cfg.get("workers"),
+                          bool(data_cfg.get("skip_bad")))  # fmt: skip
+    warnings += [f.error for f in arrays.facts.values() if f.error]
+    readable = set(arrays.ids)
+    found.pairs = [p for p in found.pairs if p.id in readable]
+    name = split_override or data_cfg.get("split") or adapter.default_split
+    split = build_split(data_cfg["dataset"], found, str(name), int(data_cfg.get("seed", 0)))
+    warnings += cross_part_duplicates(split, {i: f.pixel_hash for i, f in arrays.facts.items()})
+    return RunData(found, split, arrays, warnings)
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: r.get(k, "") for k in LOG_FIELDS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def write_curves(path: Path, rows: list[dict]) -> None:
+    epochs = [int(r["epoch"]) for r in rows]
+
+    def col(name: str) -> list[float]:
+        return [float(r[name]) if r.get(name) not in ("", None) else float("nan") for r in rows]
+
+    line_chart(path, epochs, [
+        ("loss", {"train loss": col("train_loss"), "val loss": col("val_loss")}),
+        ("validation (network resolution)", {"val Dice": col("val_dice"), "val IoU": col("val_iou")}),
+    ], x_label="epoch")  # fmt: skip

@@ -1,0 +1,203 @@
+"""``nexnet train``: the training loop, with resumable state, DDP and AMP."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..data import Augment, BatchLoader
+from ..errors import NexnetError
+from ..io import atomic_write_text
+from ..models import create_model
+from . import distributed as D
+from .config import dump, model_kwargs
+from .losses import DiceBCELoss, positive_weight
+from .runs import prepare_data, write_curves, write_log
+from .schedule import WarmupPlateau
+from .state import load_training_state, save_training_state
+
+
+def _augment(cfg: dict) -> Augment | None:
+    a = cfg["augment"]
+    if not a.get("enabled", True):
+        return None
+    return Augment(
+        a["hflip"], a["vflip"], a["rotate_degrees"], a["brightness"], a["contrast"], a["saturation"]
+    )
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, loader: BatchLoader, loss_fn: torch.nn.Module,
+             amp: torch.dtype | None, device: torch.device) -> dict[str, float]:  # fmt: skip
+    """Loss, mean per-image Dice and IoU at threshold 0.5, at network resolution."""
+    model.eval()
+    losses, dices, ious = [], [], []
+    for batch in loader:
+        with D.autocast(amp, device):
+            logits = model(batch.images)
+        logits = logits.float()
+        losses.append(loss_fn(logits, batch.masks).item() * len(batch.index))
+        pred = (logits > 0).flatten(1).float()
+        gt = batch.masks.flatten(1)
+        inter, total = (pred * gt).sum(1), pred.sum(1) + gt.sum(1)
+        union = total - inter
+        empty = total == 0
+        dices += torch.where(empty, 1.0, 2 * inter / total.clamp(min=1)).tolist()
+        ious += torch.where(empty, 1.0, inter / union.clamp(min=1)).tolist()
+    n = max(len(dices), 1)
+    return {"val_loss": sum(losses) / n, "val_dice": float(np.mean(dices)), "val_iou": float(np.mean(ious))}
+
+
+def train(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Train ``cfg['model']['name']`` as ``cfg`` says, writing the run folder ``out``."""
+    out = Path(out)
+    env = D.DistEnv.from_env()
+    device = D.pick_device(cfg["train"]["device"], env)
+    D.init(env, device)
+    try:
+        return _train(cfg, out, resume, quiet, env, device)
+    finally:
+        D.shutdown(env)
+
+
+def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, device: torch.device) -> dict:
+    tc = cfg["train"]
+    if not resume and (out / "last").exists():
+        raise NexnetError(
+            f"{out}: already holds a run; pass --resume to continue it, or choose another --out"
+        )
+    say = (lambda msg: tqdm.write(msg)) if env.main and not quiet else (lambda msg: None)
+
+    # Rank 0 decodes first; the others then read the finished cache.
+    if env.main:
+        data = prepare_data(cfg["data"], out / "split.json" if resume else None)
+    D.barrier(env)
+    if not env.main:
+        data = prepare_data(cfg["data"], out / "split.json" if resume else None)
+    for w in data.warnings:
+        say(f"warning: {w}")
+    train_rows, val_rows = data.rows("train"), data.rows("val")
+    if len(train_rows) == 0 or len(val_rows) == 0:
+        raise NexnetError(f"split {data.split.name}: needs training and validation cases "
+                          f"(got {len(train_rows)} and {len(val_rows)})")  # fmt: skip
+    if tc["batch_size"] * env.world > len(train_rows):
+        raise NexnetError(f"batch size {tc['batch_size']} x {env.world} process(es) exceeds the "
+                          f"{len(train_rows)} training cases; lower --batch-size")  # fmt: skip
+
+    if env.main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", dump(cfg))
+        if not (resume and (out / "split.json").exists()):
+            data.split.save(out / "split.json")
+
+    torch.manual_seed(tc["seed"])
+    model = create_model(cfg["model"]["name"], **model_kwargs(cfg)).to(device)
+    pos_weight = cfg["loss"]["pos_weight"]
+    if pos_weight == "auto":
+        pos_weight = positive_weight(data.arrays.masks[np.sort(train_rows)])
+    loss_fn = DiceBCELoss(float(pos_weight), cfg["loss"]["bce_weight"], cfg["loss"]["dice_weight"]).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+    sched = WarmupPlateau(
+        tc["lr"], tc["warmup_epochs"], tc["plateau_factor"], tc["plateau_patience"], tc["min_lr"]
+    )
+    amp = D.autocast_dtype(tc["amp"], device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+
+    state: dict[str, Any] = {"epoch": 0, "best_dice": -1.0, "best_epoch": 0, "since_best": 0,
+                             "optimizer_steps": 0, "elapsed": 0.0, "pos_weight": float(pos_weight)}  # fmt: skip
+    if resume:
+        saved = load_training_state(out / "last", model, optimizer)
+        sched.load_state_dict(saved.pop("scheduler"))
+        state.update(saved)
+        say(f"resuming {out} after epoch {state['epoch']}")
+    rows: list[dict] = state.pop("log", [])  # log.csv is rewritten from the state, so a kill loses no row
+
+    net = DistributedDataParallel(model) if env.world > 1 else model
+    loader = BatchLoader(data.arrays.images, data.arrays.masks, train_rows, tc["batch_size"], device,
+                         shuffle=True, augment=_augment(cfg), seed=tc["seed"], drop_last=True,
+                         rank=env.rank, world=env.world)  # fmt: skip
+    val_loader = BatchLoader(data.arrays.images, data.arrays.masks, val_rows, tc["eval_batch_size"], device)
+    say(
+        f"{cfg['model']['name']} on {cfg['data']['dataset']} ({data.split.name}): train {len(train_rows)}, "
+        f"val {len(val_rows)}, test {len(data.split.test)} at {cfg['data']['image_size']}px; {device}, "
+        f"{env.world} process(es), {torch.get_num_threads()} threads, amp {amp}, pos_weight {pos_weight:.2f}"
+    )
+
+    budget = tc.get("max_minutes")
+    stop_reason = "epochs done"
+    for epoch in range(state["epoch"], tc["epochs"]):
+        start = time.time()
+        torch.manual_seed(tc["seed"] * 7919 + epoch)  # dropout: reproducible per epoch, also on resume
+        lr = sched.lr_for(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loader.epoch = epoch
+        net.train()
+        total, seen, skipped = 0.0, 0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc['epochs']}", unit="batch", leave=False,
+                   disable=not env.main or quiet, dynamic_ncols=True)  # fmt: skip
+        for batch in bar:
+            with D.autocast(amp, device):
+                logits = net(batch.images)
+            loss = loss_fn(logits, batch.masks)
+            if not D.all_agree(bool(torch.isfinite(loss)), env, device):
+                skipped += 1  # a NaN or inf loss: no step, counted in the log
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
+            scaler.step(optimizer)
+            scaler.update()
+            state["optimizer_steps"] += 1
+            total += loss.item() * len(batch.index)
+            seen += len(batch.index)
+            bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.time() - start):.1f}")
+        metrics = validate(model, val_loader, loss_fn, amp, device)
+        sched.step(epoch, metrics["val_dice"])
+        improved = metrics["val_dice"] > state["best_dice"]
+        seconds = time.time() - start
+        state.update(epoch=epoch + 1, elapsed=state["elapsed"] + seconds)
+        state["since_best"] = 0 if improved else state["since_best"] + 1
+        if improved:
+            state.update(best_dice=metrics["val_dice"], best_epoch=epoch + 1)
+        row = {"epoch": epoch + 1, "train_loss": total / seen if seen else math.nan, **metrics, "lr": lr,
+               "seconds": round(seconds, 2), "skipped_batches": skipped,
+               "optimizer_steps": state["optimizer_steps"], "best": int(improved)}  # fmt: skip
+        rows.append(row)
+        if env.main:  # best, then last, then the log: a kill between them loses nothing on resume
+            if improved:
+                model.save_pretrained(
+                    out / "best", extra=_best_extra(cfg, data.split.name, epoch + 1, metrics)
+                )
+            save_training_state(out / "last", model, optimizer,
+                                {**state, "scheduler": sched.state_dict(), "log": rows})  # fmt: skip
+            write_log(out / "log.csv", rows)
+            write_curves(out / "curves.png", rows)
+        say(f"epoch {epoch + 1:>3}/{tc['epochs']}  loss {row['train_loss']:.4f}  val loss "
+            f"{metrics['val_loss']:.4f}  val mDice {metrics['val_dice']:.4f}  mIoU {metrics['val_iou']:.4f}  "
+            f"lr {lr:.2e}  {seconds:.0f}s{'  *best' if improved else ''}"
+            f"{f'  skipped {skipped} non-finite batches' if skipped else ''}")  # fmt: skip
+        if state["since_best"] >= tc["early_stop"]:
+            stop_reason = f"early stop: {tc['early_stop']} epochs without a better val Dice"
+            break
+        if budget and state["elapsed"] + seconds > budget * 60:
+            stop_reason = f"time budget of {budget} min reached"
+            break
+    say(
+        f"{stop_reason}; best val mDice {state['best_dice']:.4f} at epoch {state['best_epoch']}; "
+        f"{state['optimizer_steps']} optimizer steps; run folder {out}"
+    )
+    return {**state, "stop_reason": stop_reason, "run": str(out)}
+
+
+def _best_extra(cfg: dict, split: str, epoch: int, metrics: dict) -> dict:
+    return {"image_size": int(cfg["data"]["image_size"]), "dataset": cfg["data"]["dataset"], "split": split,
+            "epoch": epoch, "val_dice": metrics["val_dice"], "amp": cfg["train"]["amp"]}  # fmt: skip

@@ -1,0 +1,110 @@
+"""Pictures with Pillow alone: training curves, contour overlays and image grids."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
+
+from .io import write_with
+
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+PRED_COLOUR = (0, 220, 0)  # prediction: green
+GT_COLOUR = (0, 90, 255)  # ground truth: blue
+
+
+def save_png(path: str | Path, arr_or_image: np.ndarray | Image.Image) -> None:
+    """Write a PNG atomically."""
+    im = arr_or_image if isinstance(arr_or_image, Image.Image) else Image.fromarray(arr_or_image)
+    write_with(Path(path), lambda tmp: im.save(tmp, format="PNG"))
+
+
+def _nice_range(values: list[float]) -> tuple[float, float]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return 0.0, 1.0
+    lo, hi = min(finite), max(finite)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    pad = (hi - lo) * 0.05
+    return lo - pad, hi + pad
+
+
+def line_chart(path: str | Path, x: list[float], panels: list[tuple[str, dict[str, list[float]]]],
+               x_label: str = "", panel_size: tuple[int, int] = (520, 300)) -> None:  # fmt: skip
+    """Side-by-side line charts, one panel per ``(title, {series name: y values})``."""
+    w, h = panel_size
+    im = Image.new("RGB", (w * len(panels), h), "white")
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default()
+    left, right, top, bottom = 56, 12, 28, 36
+    for p, (title, series) in enumerate(panels):
+        ox = p * w
+        x0, x1, y0, y1 = ox + left, ox + w - right, top, h - bottom
+        draw.rectangle([x0, y0, x1, y1], outline=(90, 90, 90))
+        draw.text((ox + left, 8), title, fill="black", font=font)
+        lo, hi = _nice_range([v for ys in series.values() for v in ys])
+        xmin, xmax = (min(x), max(x)) if x else (0, 1)
+        xmax = xmax if xmax > xmin else xmin + 1
+        for i in range(5):
+            yv = lo + (hi - lo) * i / 4
+            yy = y1 - (y1 - y0) * i / 4
+            draw.line([x0 - 4, yy, x0, yy], fill=(90, 90, 90))
+            draw.text((ox + 4, yy - 6), f"{yv:.3g}", fill="black", font=font)
+        for i in range(5):
+            xv = xmin + (xmax - xmin) * i / 4
+            xx = x0 + (x1 - x0) * i / 4
+            draw.line([xx, y1, xx, y1 + 4], fill=(90, 90, 90))
+            draw.text((xx - 8, y1 + 8), f"{xv:.3g}", fill="black", font=font)
+        draw.text(((x0 + x1) // 2 - 15, h - 14), x_label, fill="black", font=font)
+        for k, (name, ys) in enumerate(series.items()):
+            colour = COLOURS[k % len(COLOURS)]
+            pts = [
+                (x0 + (x1 - x0) * (xv - xmin) / (xmax - xmin), y1 - (y1 - y0) * (yv - lo) / (hi - lo))
+                for xv, yv in zip(x, ys)
+                if math.isfinite(yv)
+            ]
+            if len(pts) > 1:
+                draw.line(pts, fill=colour, width=2)
+            for px, py in pts:
+                draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
+            draw.text((x1 - 110, y0 + 6 + 12 * k), f"- {name}", fill=colour, font=font)
+    save_png(path, im)
+
+
+def contour(mask: np.ndarray, thickness: int = 1) -> np.ndarray:
+    """Boundary pixels of a binary mask, ``thickness`` px wide."""
+    mask = mask.astype(bool)
+    edge = mask & ~ndimage.binary_erosion(mask, border_value=0)
+    return ndimage.binary_dilation(edge, iterations=thickness - 1) if thickness > 1 else edge
+
+
+def overlay(image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None) -> np.ndarray:
+    """The image with the prediction's contour in green and, if given, the ground truth's in blue."""
+    out = image.copy()
+    thickness = max(1, round(max(image.shape[:2]) / 250))
+    if gt is not None:
+        out[contour(gt, thickness)] = GT_COLOUR
+    out[contour(pred, thickness)] = PRED_COLOUR
+    return out
+
+
+def image_grid(
+    images: list[np.ndarray], cols: int = 4, cell: int = 192, captions: list[str] | None = None
+) -> np.ndarray:
+    """Images scaled to ``cell`` px wide in a grid, with optional captions."""
+    rows = math.ceil(len(images) / cols)
+    cap_h = 14 if captions else 0
+    canvas = Image.new("RGB", (cols * cell, rows * (cell + cap_h)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, arr in enumerate(images):
+        im = Image.fromarray(arr)
+        im.thumbnail((cell, cell))
+        x, y = (i % cols) * cell, (i // cols) * (cell + cap_h)
+        canvas.paste(im, (x, y + cap_h))
+        if captions:
+            draw.text((x + 2, y + 1), captions[i][:30], fill="black")
+    return np.asarray(canvas)

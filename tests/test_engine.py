@@ -1,0 +1,250 @@
+"""Training, evaluation, prediction and scoring end to end on tiny synthetic data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from nexnet.cli import main
+from nexnet.engine.config import DEFAULTS, resolve
+from nexnet.engine.losses import DiceBCELoss, positive_weight
+from nexnet.engine.schedule import WarmupPlateau
+from nexnet.engine.trainer import train
+from nexnet.synthetic import make_synthetic_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["model.widths=[4,4,8,8,8,8]", "train.warmup_epochs=1", "train.lr=0.003", "train.eval_batch_size=8"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), n=24, size_range=(40, 56))
+
+
+def tiny_cfg(data, epochs=2, extra=()):
+    return resolve(None, [*TINY, *extra], model__name="nexnet_seg_s", data__dataset="folder",
+                   data__data_root=str(data), data__split="seeded", data__image_size=32,
+                   train__epochs=epochs, train__batch_size=4, train__device="cpu")  # fmt: skip
+
+
+def cli_train(data, out, *more):
+    return [sys.executable, "-m", "nexnet", "train", "--model", "nexnet_seg_s", "--dataset", "folder",
+            "--data-root", str(data), "--split", "seeded", "--out", str(out), "--image-size", "32",
+            "--batch-size", "4", "--device", "cpu", "--quiet", *sum((["--set", s] for s in TINY), []), *more]  # fmt: skip
+
+
+def log_rows(run):
+    return (run / "log.csv").read_text().splitlines()[1:]
+
+
+def test_paper_yaml_is_the_default_recipe():
+    assert yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text()) == DEFAULTS
+
+
+def test_warmup_then_plateau_schedule():
+    s = WarmupPlateau(1.0, warmup_epochs=4, factor=0.5, patience=2, min_lr=0.1)
+    assert [s.lr_for(e) for e in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    for epoch, score in [(4, 0.5), (5, 0.4), (6, 0.4), (7, 0.4)]:
+        s.lr_for(epoch)
+        s.step(epoch, score)
+    assert s.lr_for(8) == 0.5  # three epochs without improvement > patience 2
+    for epoch in range(9, 30):
+        s.step(epoch, 0.0)
+    assert s.lr_for(30) == 0.1  # floored at min_lr
+
+
+def test_dice_bce_loss_and_pos_weight():
+    masks = np.zeros((2, 4, 4), np.uint8)
+    masks[:, :1] = 1  # 8 of 32 pixels
+    assert positive_weight(masks) == 3.0
+    logits = torch.full((1, 1, 2, 2), 100.0)
+    target = torch.ones(1, 1, 2, 2)
+    assert DiceBCELoss()(logits, target).item() == pytest.approx(0.0, abs=1e-6)
+    zero = torch.zeros(1, 1, 2, 2)
+    # BCE: (2 positives x 3 log 2 + 2 negatives x log 2) / 4; Dice: (2*1 + 1) / (2 + 2 + 1) = 0.6
+    expected = 2 * np.log(2) + (1 - 0.6)
+    half = DiceBCELoss(pos_weight=3.0)(zero, torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]]))
+    assert half.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_train_evaluate_predict_score_end_to_end(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    result = train(tiny_cfg(data), run, quiet=True)
+    names = sorted(p.name for p in run.iterdir())
+    assert names == ["best", "config.yaml", "curves.png", "last", "log.csv", "split.json"]
+    assert sorted(p.name for p in (run / "last").iterdir()) == [
+        "model.safetensors",
+        "state.json",
+        "state.safetensors",
+    ]
+    assert result["epoch"] == 2 and len(log_rows(run)) == 2
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["image_size"] == 32
+
+    assert main(["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root", str(data),
+                 "--protocol", "paper", "--out", str(tmp_path / "eval")]) == 0  # fmt: skip
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    split = json.loads((run / "split.json").read_text())
+    assert [c["id"] for c in summary["per_case"]] == split["test"]  # the run's own split
+    assert {"dice", "iou", "precision", "recall", "specificity", "accuracy", "hd95"} <= set(
+        summary["per_case"][0]
+    )
+    assert summary["threshold"] == {"value": 0.5, "chosen_on": "fixed"} and "authors_protocol" in summary
+    assert "mean dice" in capsys.readouterr().out
+
+    out = tmp_path / "pred"
+    assert main(["predict", "--checkpoint", str(run / "best"), "--input", str(data / "images"),
+                 "--out", str(out), "--overlay", "--gt", str(data / "masks")]) == 0  # fmt: skip
+    first = Image.open(out / "synthetic_0000.png")
+    assert first.size == Image.open(data / "images" / "synthetic_0000.png").size  # original size
+    assert set(np.unique(np.asarray(first))) <= {0, 255}
+    assert (out / "overlays" / "synthetic_0000.png").is_file() and (out / "overlays.png").is_file()
+
+    assert main(["score", "--pred", str(out), "--gt", str(data / "masks"), "--out", str(tmp_path / "s")]) == 0
+    scored = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert scored["cases"] == 24
+
+
+def test_score_exact_values_on_hand_made_folders(tmp_path):
+    for d in ("pred", "gt"):
+        (tmp_path / d).mkdir()
+    a = np.zeros((8, 8), np.uint8)
+    a[:4] = 255
+    Image.fromarray(a).save(tmp_path / "gt" / "x_segmentation.png")
+    Image.fromarray(a[::-1].copy()).save(tmp_path / "pred" / "x.png")  # disjoint halves
+    Image.fromarray(a).save(tmp_path / "gt" / "y_segmentation.png")
+    Image.fromarray((a // 255).astype(np.uint8)).save(tmp_path / "pred" / "y.png")  # stored as 0/1
+    assert main(["score", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]) == 0
+    s = json.loads((tmp_path / "pred" / "summary.json").read_text())
+    assert {c["id"]: c["dice"] for c in s["per_case"]} == {"x": 0.0, "y": 1.0}
+    assert s["mean"]["dice"] == 0.5 and s["pixel_pooled"]["dice"] == 0.5
+
+
+def test_predict_never_overwrites_or_writes_into_the_input(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(tiny_cfg(data, epochs=1), run, quiet=True)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    img = np.asarray(Image.open(data / "images" / "synthetic_0001.png"))
+    Image.fromarray(img).save(inputs / "a.png")
+    Image.fromarray(img).save(inputs / "a.jpg")
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(run / "best"),
+                "--input",
+                str(inputs),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.jpg.png", "a.png.png"]
+    assert (
+        main(
+            ["predict", "--checkpoint", str(run / "best"), "--input", str(inputs), "--out", str(inputs / "x")]
+        )
+        == 2
+    )
+    assert "never writes there" in capsys.readouterr().err
+
+
+def test_pickle_checkpoint_is_refused_in_one_line(tmp_path, capsys):
+    torch.save({"w": torch.zeros(1)}, tmp_path / "model.pth")
+    code = main(
+        ["evaluate", "--model_path", str(tmp_path / "model.pth"), "--dataset", "folder", "--data-root", "."]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "is a pickle file" in err and "\n" not in err
+
+
+def test_non_finite_loss_is_skipped_and_counted(data, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = DiceBCELoss.forward
+
+    def sometimes_nan(self, logits, targets):
+        calls["n"] += 1
+        loss = original(self, logits, targets)
+        return loss * float("nan") if calls["n"] == 2 else loss
+
+    monkeypatch.setattr(DiceBCELoss, "forward", sometimes_nan)
+    train(tiny_cfg(data, epochs=1), tmp_path / "run", quiet=True)
+    header, row = (tmp_path / "run" / "log.csv").read_text().splitlines()[:2]
+    rec = dict(zip(header.split(","), row.split(",")))
+    steps_planned = 16 // 4  # 24 cases: 20% test, 10% of the rest val -> 16 train, batch 4
+    assert rec["skipped_batches"] == "1" and int(rec["optimizer_steps"]) == steps_planned - 1
+
+
+def test_same_seed_gives_identical_metrics(data, tmp_path):
+    a = train(tiny_cfg(data), tmp_path / "a", quiet=True)
+    b = train(tiny_cfg(data), tmp_path / "b", quiet=True)
+    cols = lambda run: [r.split(",")[1:5] for r in log_rows(run)]  # losses and val metrics
+    assert cols(tmp_path / "a") == cols(tmp_path / "b") and a["best_dice"] == b["best_dice"]
+
+
+def test_checkpoint_write_is_atomic(data, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(tiny_cfg(data, epochs=1), run, quiet=True)
+    before = (run / "best" / "model.safetensors").read_bytes()
+    import nexnet.models.base as base
+
+    def crash(path, data):
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(base, "atomic_write_bytes", crash)
+    model = base.from_pretrained(run / "best")
+    with pytest.raises(KeyboardInterrupt):
+        model.save_pretrained(run / "best")
+    assert (run / "best" / "model.safetensors").read_bytes() == before
+    assert base.from_pretrained(run / "best") is not None
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_existing_run_needs_resume(data, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(data, epochs=1), run, quiet=True)
+    with pytest.raises(Exception, match="pass --resume"):
+        train(tiny_cfg(data, epochs=1), run, quiet=True)
+
+
+def test_sigkill_mid_epoch_then_resume_finishes(data, tmp_path):
+    run = tmp_path / "run"
+    slow = ["--set", "model.widths=[8,8,16,16,16,16]", "--image-size", "64", "--batch-size", "2"]
+    proc = subprocess.Popen(cli_train(data, run, "--epochs", "4", *slow), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "last" / "state.json").is_file():
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = json.loads((run / "last" / "state.json").read_text())["epoch"]
+    assert 1 <= done < 4, "the kill should land before the last epoch"
+    r = subprocess.run([sys.executable, "-m", "nexnet", "train", "--out", str(run), "--resume", "--quiet"],
+                       capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [int(row.split(",")[0]) for row in log_rows(run)] == [1, 2, 3, 4]
+
+
+def test_two_process_gloo_torchrun(data, tmp_path):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           "-m", "nexnet", *cli_train(data, run, "--epochs", "2")[3:]]  # fmt: skip
+    r = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    state = json.loads((run / "last" / "state.json").read_text())
+    batches = 16 // 4  # 16 training cases, batch 4 per process, drop_last
+    per_rank = (batches - batches % 2) // 2
+    assert state["optimizer_steps"] == 2 * per_rank
