@@ -49,9 +49,7 @@ def make_cvc(root: Path, n: int = 5, png: bool = False) -> Path:
             (base / "Original").mkdir(parents=True, exist_ok=True)
             (base / "Ground Truth").mkdir(parents=True, exist_ok=True)
             # The release's quirk: RGB data tagged MinIsBlack with 3 samples, which Pillow refuses.
-            tifffile.imwrite(
-                base / "Original" / f"{i}.tif", image, photometric="minisblack", planarconfig="contig"
-            )
+            tifffile.imwrite(base / "Original" / f"{i}.tif", image, photometric="minisblack", planarconfig="contig")
             noisy = mask * 255
             noisy[0, :5] = 12  # the faint grey noise of some CVC masks
             tifffile.imwrite(base / "Ground Truth" / f"{i}.tif", noisy)

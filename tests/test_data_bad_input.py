@@ -194,9 +194,7 @@ def test_empty_mask_is_allowed_and_counted(tmp_path):
     assert report.usable and any("empty masks: 1" in line for line in report.lines)
 
 
-@pytest.mark.parametrize(
-    "state, message", [("missing", "data root does not exist"), ("empty", "data root is empty")]
-)
+@pytest.mark.parametrize("state, message", [("missing", "data root does not exist"), ("empty", "data root is empty")])
 def test_missing_or_empty_data_root(tmp_path, state, message):
     root = tmp_path / "data"
     if state == "empty":

@@ -94,9 +94,7 @@ def test_train_evaluate_predict_score_end_to_end(data, tmp_path, capsys):
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     split = json.loads((run / "split.json").read_text())
     assert [c["id"] for c in summary["per_case"]] == split["test"]  # the run's own split
-    assert {"dice", "iou", "precision", "recall", "specificity", "accuracy", "hd95"} <= set(
-        summary["per_case"][0]
-    )
+    assert {"dice", "iou", "precision", "recall", "specificity", "accuracy", "hd95"} <= set(summary["per_case"][0])
     assert summary["threshold"] == {"value": 0.5, "chosen_on": "fixed"} and "authors_protocol" in summary
     assert "mean dice" in capsys.readouterr().out
 
@@ -151,20 +149,13 @@ def test_predict_never_overwrites_or_writes_into_the_input(data, tmp_path, capsy
         == 0
     )
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.jpg.png", "a.png.png"]
-    assert (
-        main(
-            ["predict", "--checkpoint", str(run / "best"), "--input", str(inputs), "--out", str(inputs / "x")]
-        )
-        == 2
-    )
+    assert main(["predict", "--checkpoint", str(run / "best"), "--input", str(inputs), "--out", str(inputs / "x")]) == 2
     assert "never writes there" in capsys.readouterr().err
 
 
 def test_pickle_checkpoint_is_refused_in_one_line(tmp_path, capsys):
     torch.save({"w": torch.zeros(1)}, tmp_path / "model.pth")
-    code = main(
-        ["evaluate", "--model_path", str(tmp_path / "model.pth"), "--dataset", "folder", "--data-root", "."]
-    )
+    code = main(["evaluate", "--model_path", str(tmp_path / "model.pth"), "--dataset", "folder", "--data-root", "."])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "is a pickle file" in err and "\n" not in err
 
@@ -240,9 +231,7 @@ def test_two_process_gloo_torchrun(data, tmp_path):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
            "-m", "nexnet", *cli_train(data, run, "--epochs", "2")[3:]]  # fmt: skip
-    r = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}
-    )
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     state = json.loads((run / "last" / "state.json").read_text())
     batches = 16 // 4  # 16 training cases, batch 4 per process, drop_last

@@ -95,9 +95,7 @@ def test_agrees_with_monai_dice_iou_and_hd95():
     g = torch.from_numpy(gt)[:, None].float()
     dice = monai_metrics.DiceMetric(include_background=True, reduction="none")(p, g)[:, 0]
     iou = monai_metrics.MeanIoU(include_background=True, reduction="none")(p, g)[:, 0]
-    hd = monai_metrics.HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")(
-        p, g
-    )[:, 0]
+    hd = monai_metrics.HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")(p, g)[:, 0]
     for i in range(len(pred)):
         ours = case_metrics(pred[i], gt[i])
         assert ours["dice"] == pytest.approx(dice[i].item(), abs=1e-6)

@@ -71,3 +71,19 @@ def test_paper_widths():
     model = nexnet.create_model("nexnet_seg")
     assert model.config["widths"] == [32, 64, 128, 256, 256, 512]
     assert nexnet.create_model("nexnet_seg_s").config["widths"] == [16, 32, 64, 128, 128, 256]
+
+
+def test_tpen_clip_keeps_eval_mode_finite_where_stacked_cubics_overflow():
+    """Eval-mode BatchNorm with statistics narrower than the input compounds x^3 level by level."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 64, 64) * 4
+    outputs = {}
+    for clip in (None, 8.0):
+        model = nexnet.create_model("nexnet_seg_s", tpen_clip=clip).eval()
+        for m in model.modules():
+            if isinstance(m, TPEN):
+                m.norm.running_var.fill_(1e-4)  # as after early training on calmer images
+        with torch.no_grad():
+            outputs[clip] = model(x)
+    assert not torch.isfinite(outputs[None]).all()
+    assert torch.isfinite(outputs[8.0]).all()

@@ -66,9 +66,7 @@ def test_flips_are_exact():
 def test_loader_is_deterministic_and_shards_disjointly():
     images = np.random.default_rng(0).integers(0, 255, (10, 8, 8, 3), dtype=np.uint8)
     masks = (images[..., 0] > 127).astype(np.uint8)
-    make = lambda **k: BatchLoader(
-        images, masks, np.arange(10), 3, shuffle=True, augment=Augment(), seed=5, **k
-    )  # noqa: E731
+    make = lambda **k: BatchLoader(images, masks, np.arange(10), 3, shuffle=True, augment=Augment(), seed=5, **k)  # noqa: E731
     a, b = list(make()), list(make())
     assert all(torch.equal(x.images, y.images) for x, y in zip(a, b))
     ranks = [make(rank=r, world=2) for r in range(2)]

@@ -147,9 +147,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def add_data_flags(p: argparse.ArgumentParser, split_required: bool = False) -> None:
     """The flags every data-reading verb shares."""
     p.add_argument("--dataset", required=True, help="adapter name: see 'nexnet datasets'")
-    p.add_argument(
-        "--data-root", required=True, help="the dataset folder as downloaded, or a folder holding it"
-    )
+    p.add_argument("--data-root", required=True, help="the dataset folder as downloaded, or a folder holding it")
     p.add_argument("--split", required=split_required, default=None,
                    help="official, pranet, medico2020, paper, kfold:K/N, seeded, or a split.json "
                         "(default: the dataset's usual split)")  # fmt: skip
@@ -228,9 +226,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--model", default=None, help="registry name (default nexnet_seg); see 'nexnet models'")
     t.add_argument("--dataset", default=None, help="adapter name: see 'nexnet datasets'")
     t.add_argument("--data-root", default=None, help="the dataset folder as downloaded")
-    t.add_argument(
-        "--split", default=None, help="official, pranet, medico2020, paper, kfold:K/N, seeded or FILE"
-    )
+    t.add_argument("--split", default=None, help="official, pranet, medico2020, paper, kfold:K/N, seeded or FILE")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--config", default=None, help="YAML file (e.g. configs/paper.yaml)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -239,9 +235,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--image-size", type=int, default=None)
     t.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
-    t.add_argument(
-        "--amp", action="store_true", help="autocast: bf16 (or fp16 without bf16) on CUDA, bf16 on CPU"
-    )
+    t.add_argument("--amp", action="store_true", help="autocast: bf16 (or fp16 without bf16) on CUDA, bf16 on CPU")
     t.add_argument("--seed", type=int, default=None, help="training and split seed")
     t.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
@@ -259,9 +253,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data-root", required=True)
     e.add_argument("--split", default=None, help="default: the training run's split.json when beside it")
     e.add_argument("--subset", choices=["test", "val"], default="test")
-    e.add_argument(
-        "--threshold", default="0.5", help="a number, or 'val' to choose it on the validation split"
-    )
+    e.add_argument("--threshold", default="0.5", help="a number, or 'val' to choose it on the validation split")
     e.add_argument("--tta", action="store_true", help="average probabilities over flips")
     e.add_argument("--protocol", choices=["honest", "paper"], default="honest",
                    help="paper: also the authors' batch-pooled, test-thresholded Dice, labelled")  # fmt: skip

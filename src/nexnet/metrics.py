@@ -88,9 +88,7 @@ def mean_metrics(cases: Sequence[dict[str, float | None]]) -> dict[str, float | 
     return out
 
 
-def bootstrap_ci(
-    values: Sequence[float], n: int = 2000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
+def bootstrap_ci(values: Sequence[float], n: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.size == 0:

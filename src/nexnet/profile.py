@@ -32,9 +32,7 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
     return int(fc.get_total_flops())
 
 
-def measure_latency(
-    model: nn.Module, *inputs: torch.Tensor, warmup: int = 3, repeats: int = 10
-) -> dict[str, float]:
+def measure_latency(model: nn.Module, *inputs: torch.Tensor, warmup: int = 3, repeats: int = 10) -> dict[str, float]:
     """Median and interquartile range of forward-pass wall time in seconds, after ``warmup`` runs."""
     model.eval()
     device = inputs[0].device
@@ -93,10 +91,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     header = f"{'model':<16} {'params (M)':>10} {'GMACs':>8} {'GFLOPs':>8} {'latency ms':>11} {'IQR ms':>8}"
     lines = [header, "-" * len(header)]
     for r in rows:
-        lat = (
-            f"{r['median_s'] * 1e3:11.1f} {r['iqr_s'] * 1e3:8.1f}"
-            if "median_s" in r
-            else f"{'-':>11} {'-':>8}"
-        )
+        lat = f"{r['median_s'] * 1e3:11.1f} {r['iqr_s'] * 1e3:8.1f}" if "median_s" in r else f"{'-':>11} {'-':>8}"
         lines.append(f"{r['model']:<16} {r['params_m']:10.2f} {r['gmacs']:8.2f} {r['gflops']:8.2f} {lat}")
     return "\n".join(lines)

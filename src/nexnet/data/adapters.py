@@ -44,8 +44,7 @@ class Adapter:
             if any((c / m).is_dir() for m in self.markers):
                 return c
         raise DataError(
-            f"{root}: no {self.title} layout found (expected {self.layout}); "
-            "run 'nexnet datasets' for every layout"
+            f"{root}: no {self.title} layout found (expected {self.layout}); run 'nexnet datasets' for every layout"
         )
 
     def discover(self, root: Path, **options) -> Discovery:
@@ -74,9 +73,7 @@ def _isic(year: str, sets: dict[str, tuple[str, str]], suffix: str) -> Callable[
         found = Discovery()
         for subset, (images, masks) in sets.items():
             if (folder / images).is_dir() and (folder / masks).is_dir():
-                found.extend(
-                    pair_folders(folder / images, folder / masks, suffix, subset, skip=("_superpixels",))
-                )
+                found.extend(pair_folders(folder / images, folder / masks, suffix, subset, skip=("_superpixels",)))
             elif (folder / images).is_dir():
                 found.problems.append(f"{folder / masks}: missing, so the {subset} images are unused")
         return found

@@ -139,9 +139,7 @@ class ArrayCache:
         return np.array([pos[i] for i in ids], dtype=np.int64)
 
 
-def build_arrays(
-    pairs: list[Pair], size: int, workers: int | None = None, skip_bad: bool = False
-) -> ArrayCache:
+def build_arrays(pairs: list[Pair], size: int, workers: int | None = None, skip_bad: bool = False) -> ArrayCache:
     """Decoded and resized arrays for ``pairs``; built once, then read from the cache."""
     entry = cache_root() / "arrays" / _key(pairs, {"kind": "arrays", "size": size, "resize": RESIZE})
     if not (entry / "meta.json").is_file():

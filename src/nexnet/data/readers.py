@@ -191,9 +191,7 @@ def binarize(path: Path | str, arr: np.ndarray) -> np.ndarray:
     groups = np.split(common, np.flatnonzero(np.diff(common) > 48) + 1)
     if len(groups) > 2:
         shown = ", ".join(f"{g[0]}" if len(g) == 1 else f"{g[0]}-{g[-1]}" for g in groups)
-        raise DataError(
-            f"{path}: mask has several label values (large regions at {shown}); expected a binary mask"
-        )
+        raise DataError(f"{path}: mask has several label values (large regions at {shown}); expected a binary mask")
     threshold = (groups[0][-1] + groups[1][0]) / 2 if len(groups) == 2 else 127
     return (u8 > threshold).astype(np.uint8)
 

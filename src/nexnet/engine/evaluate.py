@@ -96,9 +96,7 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
 
     if threshold == "val":
         if subset == "val":
-            raise NexnetError(
-                "--threshold val with --subset val would choose the threshold on the scored cases"
-            )
+            raise NexnetError("--threshold val with --subset val would choose the threshold on the scored cases")
         _, vp, vg = probs_and_gts("val")
         thr, chosen_on = _pick_threshold(vp, vg), "validation split (best mean Dice over 0.05..0.95)"
     else:

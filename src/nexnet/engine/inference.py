@@ -32,9 +32,7 @@ class Predictor:
         dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                            ("cpu" if device == "auto" else device))  # fmt: skip
         model = from_pretrained(checkpoint).to(dev).eval()
-        return cls(
-            model, int(cfg.get("image_size", 224)), dev, float(cfg.get("threshold", 0.5)), str(checkpoint)
-        )
+        return cls(model, int(cfg.get("image_size", 224)), dev, float(cfg.get("threshold", 0.5)), str(checkpoint))
 
     @torch.no_grad()
     def probabilities(self, images: np.ndarray, batch_size: int = 8, tta: bool = False) -> np.ndarray:

@@ -86,9 +86,7 @@ def predict(checkpoint: str | Path, inp: str | Path, out: str | Path, overlays: 
             failed.append(str(e))
             say(f"skipped: {e}")
     if previews:
-        save_png(
-            out / "overlays.png", image_grid([p[0] for p in previews], captions=[p[1] for p in previews])
-        )
+        save_png(out / "overlays.png", image_grid([p[0] for p in previews], captions=[p[1] for p in previews]))
     legend = " (green: prediction, blue: ground truth)" if gts else " (green: prediction)"
     say(f"wrote {written} masks (0/255 PNG at each image's original size) to {out}"
         + (f"; overlays in {out / 'overlays'}{legend}" if overlays else ""))  # fmt: skip

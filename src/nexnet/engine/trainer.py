@@ -28,9 +28,7 @@ def _augment(cfg: dict) -> Augment | None:
     a = cfg["augment"]
     if not a.get("enabled", True):
         return None
-    return Augment(
-        a["hflip"], a["vflip"], a["rotate_degrees"], a["brightness"], a["contrast"], a["saturation"]
-    )
+    return Augment(a["hflip"], a["vflip"], a["rotate_degrees"], a["brightness"], a["contrast"], a["saturation"])
 
 
 @torch.no_grad()
@@ -70,9 +68,7 @@ def train(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = False)
 def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, device: torch.device) -> dict:
     tc = cfg["train"]
     if not resume and (out / "last").exists():
-        raise NexnetError(
-            f"{out}: already holds a run; pass --resume to continue it, or choose another --out"
-        )
+        raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
     say = (lambda msg: tqdm.write(msg)) if env.main and not quiet else (lambda msg: None)
 
     # Rank 0 decodes first; the others then read the finished cache.
@@ -104,9 +100,7 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         pos_weight = positive_weight(data.arrays.masks[np.sort(train_rows)])
     loss_fn = DiceBCELoss(float(pos_weight), cfg["loss"]["bce_weight"], cfg["loss"]["dice_weight"]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
-    sched = WarmupPlateau(
-        tc["lr"], tc["warmup_epochs"], tc["plateau_factor"], tc["plateau_patience"], tc["min_lr"]
-    )
+    sched = WarmupPlateau(tc["lr"], tc["warmup_epochs"], tc["plateau_factor"], tc["plateau_patience"], tc["min_lr"])
     amp = D.autocast_dtype(tc["amp"], device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
@@ -174,9 +168,7 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         rows.append(row)
         if env.main:  # best, then last, then the log: a kill between them loses nothing on resume
             if improved:
-                model.save_pretrained(
-                    out / "best", extra=_best_extra(cfg, data.split.name, epoch + 1, metrics)
-                )
+                model.save_pretrained(out / "best", extra=_best_extra(cfg, data.split.name, epoch + 1, metrics))
             save_training_state(out / "last", model, optimizer,
                                 {**state, "scheduler": sched.state_dict(), "log": rows})  # fmt: skip
             write_log(out / "log.csv", rows)

@@ -70,13 +70,14 @@ class NExBlock(nn.Module):
         gamma: float | str = 0.8,
         head_dim: int = 32,
         masa_mode: str = "decomposed",
+        tpen_clip: float | None = None,
     ) -> None:
         super().__init__()
         self.norm = nn.BatchNorm2d(in_channels)
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=2, dilation=2)
         self.act = nn.ReLU(inplace=True)
         # The "no T-PEN" ablation is the plain neuron: order 1, coefficient frozen at 1.
-        self.tpen = TPEN(out_channels, order=order) if tpen else TPEN(out_channels, 1, False)
+        self.tpen = TPEN(out_channels, order=order, clip=tpen_clip) if tpen else TPEN(out_channels, 1, False)
         self.conv_masa = ConvMaSA(out_channels, out_channels, masa, gamma, head_dim, masa_mode)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,9 +17,7 @@ def check_image_batch(x: torch.Tensor, in_channels: int, multiple: int, model: s
     if x.dim() != 4:
         raise ValueError(f"{model} expects a 4-D (B, C, H, W) tensor, got shape {tuple(x.shape)}")
     if x.shape[1] != in_channels:
-        raise ValueError(
-            f"{model} expects {in_channels} input channels, got {x.shape[1]} (shape {tuple(x.shape)})"
-        )
+        raise ValueError(f"{model} expects {in_channels} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
     for label, size in (("height", x.shape[2]), ("width", x.shape[3])):
         if isinstance(size, int) and size % multiple:
             valid = " or ".join(str(s) for s in nearest_multiples(size, multiple))

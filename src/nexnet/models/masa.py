@@ -91,7 +91,7 @@ class ManhattanSelfAttention(nn.Module):
         self._masks: dict[tuple, torch.Tensor] = {}
 
     def decay_mask(self, size: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """Cached additive decay mask: ``(heads, L, L)`` for ``(L,)``, ``(heads, HW, HW)`` for ``(H, W)``."""
+        """Cached additive decay mask: ``(1, heads, L, L)`` for ``(L,)``, ``(1, heads, HW, HW)`` for ``(H, W)``."""
         key = (size, like.device, like.dtype)
         mask = self._masks.get(key)
         if mask is None:
@@ -99,7 +99,8 @@ class ManhattanSelfAttention(nn.Module):
                 mask = manhattan_log_decay_1d(size[0], self.log_gamma)
             else:
                 mask = manhattan_log_decay_2d(size[0], size[1], self.log_gamma)
-            mask = mask.to(device=like.device, dtype=like.dtype)
+            # A 4-D (1, heads, L, L) mask lets SDPA use the fused CPU kernel; a 3-D one falls back to math.
+            mask = mask.unsqueeze(0).to(device=like.device, dtype=like.dtype)
             self._masks[key] = mask
         return mask
 

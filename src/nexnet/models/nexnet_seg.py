@@ -30,6 +30,7 @@ class NExNetSeg(SegmentationModel):
         num_classes: output channels (1 for binary segmentation: logits).
         tpen: T-PEN after each encoder convolution (``False``: order 1, frozen, the plain neuron).
         order: T-PEN expansion order ``K``.
+        tpen_clip: T-PEN inputs are clamped to this magnitude (None: never); see docs/model.md.
         masa: Manhattan self-attention on each skip (``False``: identity).
         gamma: MaSA decay, a float in (0, 1) or ``"rmt"``.
         head_dim: MaSA channels per head.
@@ -54,6 +55,7 @@ class NExNetSeg(SegmentationModel):
         masa_mode: str = "decomposed",
         dropout: float = 0.2,
         ssl_channels: int = 0,
+        tpen_clip: float | None = 8.0,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
@@ -62,7 +64,7 @@ class NExNetSeg(SegmentationModel):
         self.config = dict(
             widths=widths, in_channels=in_channels, num_classes=num_classes, tpen=tpen,
             order=order, masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode,
-            dropout=dropout, ssl_channels=ssl_channels,
+            dropout=dropout, ssl_channels=ssl_channels, tpen_clip=tpen_clip,
         )  # fmt: skip
         self.in_channels = in_channels
         self.ssl_channels = ssl_channels
@@ -70,7 +72,8 @@ class NExNetSeg(SegmentationModel):
         attn = dict(masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode)
         ins = [in_channels, *widths[:-1]]
         self.encoder = nn.ModuleList(
-            NExBlock(c_in, c_out, tpen=tpen, order=order, **attn) for c_in, c_out in zip(ins, widths)
+            NExBlock(c_in, c_out, tpen=tpen, order=order, tpen_clip=tpen_clip, **attn)
+            for c_in, c_out in zip(ins, widths)
         )
         self.pool = nn.MaxPool2d(2)
         self.decoder = nn.ModuleList()

@@ -22,16 +22,20 @@ class TPEN(nn.Module):
         channels: number of channels ``C``.
         order: expansion order ``K``; ``K = 1`` with ``trainable=False`` is the plain neuron.
         trainable: learn the coefficients (``False`` stores them as a buffer).
+        clip: if set, the input is clamped to ``[-clip, clip]`` before the expansion. Stacked
+            cubic expansions with eval-mode BatchNorm can otherwise grow as ``x^(3^depth)`` on
+            unusual images and overflow (see docs/model.md).
 
     Shapes: input ``(B, C, H, W)``, output ``(B, C, H, W)`` in float32.
     """
 
-    def __init__(self, channels: int, order: int = 3, trainable: bool = True) -> None:
+    def __init__(self, channels: int, order: int = 3, trainable: bool = True, clip: float | None = None) -> None:
         super().__init__()
         if order < 1:
             raise ValueError(f"T-PEN order must be at least 1, got {order}")
         self.channels = channels
         self.order = order
+        self.clip = clip
         init = log1p_series(order)[:, None].repeat(1, channels)  # (K, C)
         if trainable:
             self.coefficients = nn.Parameter(init)
@@ -42,6 +46,8 @@ class TPEN(nn.Module):
     def expand(self, x: torch.Tensor) -> torch.Tensor:
         """The power series alone, ``sum_n a[n, c] x^n``, in float32."""
         x = x.float()
+        if self.clip is not None and self.order > 1:
+            x = x.clamp(-self.clip, self.clip)
         a = self.coefficients.float()[:, None, :, None, None]  # (K, 1, C, 1, 1)
         y = a[self.order - 1]
         for n in range(self.order - 2, -1, -1):
@@ -54,4 +60,4 @@ class TPEN(nn.Module):
 
     def extra_repr(self) -> str:
         trainable = isinstance(self.coefficients, nn.Parameter)
-        return f"channels={self.channels}, order={self.order}, trainable={trainable}"
+        return f"channels={self.channels}, order={self.order}, trainable={trainable}, clip={self.clip}"
