@@ -105,7 +105,10 @@ class DecoderBlock(nn.Module):
 
 
 class TransUNet(SegmentationModel):
-    """R50-ViT-B/16 TransUNet. Shapes: ``(B, in_channels, H, W)``, H, W multiples of 16 -> ``(B, num_classes, H, W)``."""
+    """R50-ViT-B/16 TransUNet.
+
+    Shapes: ``(B, in_channels, H, W)`` with H, W multiples of 16 -> ``(B, num_classes, H, W)``.
+    """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 1, hidden: int = 768, layers: int = 12,
                  heads: int = 12, mlp: int = 3072, dropout: float = 0.1, grid: int = 14,
