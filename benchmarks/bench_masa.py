@@ -12,9 +12,10 @@ import argparse
 from functools import partial
 
 import torch
-from common import median_time, peak_extra_memory_mb, peak_memory_in_child
+from common import median_time, peak_memory_in_child
 
 from nexnet.models import ManhattanSelfAttention
+from nexnet.profile import peak_extra_memory_mb
 
 
 def memory_case(mode: str, size: int, channels: int) -> float | None:

@@ -1,31 +1,13 @@
-"""Helpers shared by the benchmarks: CPU peak memory and timing."""
+"""Helpers shared by the benchmarks: timing, and peak memory in a fresh process."""
 
 from __future__ import annotations
 
 import os
-import re
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1))
-
-
-def peak_extra_memory_mb(fn: Callable[[], object]) -> float | None:
-    """Peak resident memory that ``fn()`` adds, in MiB (Linux; None where the peak cannot be reset)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM, the peak resident set size
-        base = _status_kb("VmRSS")
-    except OSError:
-        return None
-    fn()
-    return (_status_kb("VmHWM") - base) / 1024
 
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:

@@ -37,21 +37,48 @@ def cmd_profile(args: argparse.Namespace) -> int:
             profile_model(
                 model, args.image_size, args.batch_size, args.device,
                 warmup=args.warmup, repeats=args.repeats, latency=not args.no_latency,
+                throughput_batch=0 if args.no_latency else args.throughput_batch,
             )
         )  # fmt: skip
         del model
     print(format_table(rows))
+    if any(name.endswith("_ssl") for name in names):
+        print(ssl_parameter_note())
     r = rows[0]
     print(
         f"input {args.image_size}x{args.image_size}, batch {args.batch_size} for latency "
-        f"(median of {args.repeats} after {args.warmup} warm-up runs); MACs/FLOPs per image, "
+        f"(median of {args.repeats} after {args.warmup} warm-up runs), peak memory of that forward pass, "
+        f"images/s at batch {args.throughput_batch}; MACs/FLOPs per image, "
         f"counted with FlopCounterMode under the MATH attention backend; device {r['device']}, "
         f"{r['threads']} threads, torch {torch.__version__}"
     )
     if args.json:
         atomic_write_json(args.json, rows)
         print(f"wrote {args.json}")
+    if args.markdown:
+        from .io import atomic_write_text
+        from .profile import format_markdown
+
+        atomic_write_text(args.markdown, format_markdown(rows) + "\n")
+        print(f"wrote {args.markdown}")
     return 0
+
+
+def ssl_parameter_note() -> str:
+    from .models import create_model
+    from .profile import count_parameters
+
+    fused, plain, ae = (create_model(n) for n in ("nexnet_seg_ssl", "nexnet_seg", "ssl_autoencoder"))
+    enc = count_parameters(fused.ssl_encoder)
+    seg = count_parameters(fused) - enc
+    m = lambda n: f"{n / 1e6:.2f}M"  # noqa: E731
+    return (
+        f"nexnet_seg_ssl: {m(count_parameters(fused))}, every one used in the forward pass: the segmentation "
+        f"network ({m(seg)}, of which {m(seg - count_parameters(plain))} "
+        f"take the 1024-channel embedding at the bottleneck) plus the autoencoder's encoder ({m(enc)}). "
+        f"The whole autoencoder is {m(count_parameters(ae))}; its decoder and MaSA side branches "
+        f"({m(count_parameters(ae) - enc)}) run only in pretraining and are not part of the model."
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -118,7 +145,38 @@ def cmd_train(args: argparse.Namespace) -> int:
             train__device=args.device, train__amp=args.amp or None, train__seed=args.seed,
             train__max_minutes=args.max_minutes,
         )  # fmt: skip
+        if args.ssl_checkpoint:
+            cfg = merge(cfg, {"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
+                              "train": {"ssl_checkpoint": str(args.ssl_checkpoint)}})  # fmt: skip
+        elif args.freeze_encoder:
+            raise NexnetError("--freeze-encoder goes with --ssl-checkpoint")
     train(cfg, out, resume=args.resume, quiet=args.quiet)
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .engine.config import load_yaml
+    from .engine.pretrain import PRETRAIN_DEFAULTS, pretrain
+
+    out = Path(args.out)
+    if args.resume:
+        if not (out / "config.yaml").is_file():
+            raise NexnetError(f"--resume: {out} holds no config.yaml; start the run without --resume")
+        cfg = load_yaml(out / "config.yaml")
+        if args.epochs:
+            cfg["epochs"] = args.epochs
+    else:
+        if not args.dataset or not args.data_root:
+            raise NexnetError("name the data: --dataset NAME[,NAME] --data-root PATH[,PATH]")
+        flags = {"datasets": _csv(args.dataset), "data_roots": _csv(args.data_root), "split": args.split,
+                 "seed": args.seed, "image_size": args.image_size, "epochs": args.epochs,
+                 "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise,
+                 "vgg_weights": args.vgg_weights, "device": args.device, "max_minutes": args.max_minutes,
+                 "workers": args.workers}  # fmt: skip
+        cfg = {**PRETRAIN_DEFAULTS, **{k: v for k, v in flags.items() if v is not None}}
+    pretrain(cfg, out, resume=args.resume, quiet=args.quiet)
     return 0
 
 
@@ -173,7 +231,9 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs (default 10)")
     p.add_argument("--no-latency", action="store_true", help="count parameters and MACs only")
+    p.add_argument("--throughput-batch", type=int, default=16, help="batch for images/s (0: skip; default 16)")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="also write a markdown table (the paper's Table 4 shape)")
     p.set_defaults(func=cmd_profile)
 
 
@@ -243,7 +303,34 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--skip-bad", action="store_true", help="leave unreadable pairs out")
     t.add_argument("--workers", type=int, default=None, help="decoding processes")
     t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument("--ssl-checkpoint", default=None,
+                   help="a 'nexnet pretrain' run: fuse its encoder's embedding at the bottleneck")  # fmt: skip
+    t.add_argument("--freeze-encoder", action="store_true", help="keep the SSL encoder's weights fixed")
     t.set_defaults(func=cmd_train)
+
+    pt = sub.add_parser(
+        "pretrain", help="pretrain the SSL denoising autoencoder on training images",
+        description="Train the MaSA U-Net denoising autoencoder on the training part of each dataset's split "
+        "(never its validation or test images). Loss 0.7 MSE + 0.2 (1-SSIM) + 0.1 perceptual (with "
+        "--vgg-weights; without, 0.78 MSE + 0.22 (1-SSIM)).",
+    )  # fmt: skip
+    pt.add_argument("--dataset", default=None, help="one or more adapter names, comma-separated")
+    pt.add_argument("--data-root", default=None, help="one folder per dataset, comma-separated")
+    pt.add_argument("--split", default=None, help="whose training part to use (default: each dataset's usual)")
+    pt.add_argument("--out", required=True)
+    pt.add_argument("--epochs", type=int, default=None)
+    pt.add_argument("--batch-size", type=int, default=None)
+    pt.add_argument("--image-size", type=int, default=None)
+    pt.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    pt.add_argument("--noise", type=float, default=None, help="Gaussian noise sigma on [0, 1] images (default 0.1)")
+    pt.add_argument("--vgg-weights", default=None, help="local VGG16 weights (.safetensors or torchvision .pth)")
+    pt.add_argument("--seed", type=int, default=None)
+    pt.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    pt.add_argument("--max-minutes", type=float, default=None)
+    pt.add_argument("--workers", type=int, default=None)
+    pt.add_argument("--resume", action="store_true")
+    pt.add_argument("--quiet", action="store_true")
+    pt.set_defaults(func=cmd_pretrain)
 
     e = sub.add_parser("evaluate", help="score a checkpoint on a dataset split (summary.json)",
                        description="Per-case Dice, IoU, precision, recall, specificity, accuracy and HD95 "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -54,6 +56,52 @@ def measure_latency(model: nn.Module, *inputs: torch.Tensor, warmup: int = 3, re
     return {"median_s": statistics.median(times), "iqr_s": q[2] - q[0], "repeats": repeats}
 
 
+def return_freed_memory_to_the_os() -> None:
+    """Make glibc hand large freed blocks straight back (a fixed 64 KiB mmap threshold), so that peak
+    resident memory measures each call rather than what earlier calls left cached. Linux/glibc only."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 65536)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        m = re.search(rf"{field}:\s+(\d+)", f.read())
+    if m is None:
+        raise OSError(f"no {field} in /proc/self/status")
+    return int(m.group(1))
+
+
+def peak_extra_memory_mb(fn: Callable[[], object], device: torch.device | str = "cpu") -> float | None:
+    """Peak memory that ``fn()`` adds, in MiB: CUDA allocator peak, or the CPU's peak resident set
+    (Linux, by resetting VmHWM); None where it cannot be measured."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM, the peak resident set size
+        base = _status_kb("VmRSS")
+    except OSError:
+        return None
+    fn()
+    return (_status_kb("VmHWM") - base) / 1024
+
+
+def measure_throughput(model: nn.Module, batch: torch.Tensor, repeats: int = 3) -> float:
+    """Inference images per second on ``batch``, median of ``repeats`` after one warm-up."""
+    t = measure_latency(model, batch, warmup=1, repeats=repeats)["median_s"]
+    return batch.shape[0] / t
+
+
 def profile_model(
     model: nn.Module,
     image_size: int | tuple[int, int] = 224,
@@ -62,9 +110,11 @@ def profile_model(
     warmup: int = 3,
     repeats: int = 10,
     latency: bool = True,
+    throughput_batch: int = 0,
 ) -> dict[str, Any]:
     """Parameters, GMACs/GFLOPs (per image) and median latency of ``model`` on a random input."""
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    return_freed_memory_to_the_os()
     model = model.to(device)
     in_channels = getattr(model, "in_channels", 3)
     one = torch.randn(1, in_channels, h, w, device=device)
@@ -83,14 +133,36 @@ def profile_model(
     if latency:
         batch = torch.randn(batch_size, in_channels, h, w, device=device)
         row.update(measure_latency(model, batch, warmup=warmup, repeats=repeats))
+        with torch.inference_mode():
+            row["peak_mb"] = peak_extra_memory_mb(lambda: model(batch), device)
+    if throughput_batch:
+        big = torch.randn(throughput_batch, in_channels, h, w, device=device)
+        row["throughput_batch"] = throughput_batch
+        row["images_per_s"] = measure_throughput(model, big)
     return row
+
+
+def format_markdown(rows: list[dict[str, Any]]) -> str:
+    """The rows as a markdown table in the shape of the paper's Table 4."""
+    f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    out = ["| model | params (M) | GMACs | GFLOPs | latency b1 ms (IQR) | images/s | peak MiB |",
+           "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lat = f"{r['median_s'] * 1e3:.1f} ({r['iqr_s'] * 1e3:.1f})" if "median_s" in r else "-"
+        ips = f"{r['images_per_s']:.2f} (b{r['throughput_batch']})" if "images_per_s" in r else "-"
+        out.append(f"| {r['model']} | {r['params_m']:.2f} | {r['gmacs']:.2f} | {r['gflops']:.2f} | {lat} | {ips} "
+                   f"| {f(r.get('peak_mb'), '.0f')} |")  # fmt: skip
+    return "\n".join(out)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A fixed-width table of ``profile_model`` rows."""
-    header = f"{'model':<16} {'params (M)':>10} {'GMACs':>8} {'GFLOPs':>8} {'latency ms':>11} {'IQR ms':>8}"
+    header = (f"{'model':<16} {'params (M)':>10} {'GMACs':>8} {'GFLOPs':>8} {'latency ms':>11} {'IQR ms':>8} "
+              f"{'img/s':>8} {'peak MiB':>9}")  # fmt: skip
     lines = [header, "-" * len(header)]
     for r in rows:
         lat = f"{r['median_s'] * 1e3:11.1f} {r['iqr_s'] * 1e3:8.1f}" if "median_s" in r else f"{'-':>11} {'-':>8}"
-        lines.append(f"{r['model']:<16} {r['params_m']:10.2f} {r['gmacs']:8.2f} {r['gflops']:8.2f} {lat}")
+        ips = f"{r['images_per_s']:8.2f}" if "images_per_s" in r else f"{'-':>8}"
+        mem = f"{r['peak_mb']:9.0f}" if r.get("peak_mb") is not None else f"{'-':>9}"
+        lines.append(f"{r['model']:<16} {r['params_m']:10.2f} {r['gmacs']:8.2f} {r['gflops']:8.2f} {lat} {ips} {mem}")
     return "\n".join(lines)

@@ -54,12 +54,12 @@ def prepare_data(data_cfg: dict, split_override: str | Path | None = None) -> Ru
     return RunData(found, split, arrays, warnings)
 
 
-def write_log(path: Path, rows: list[dict]) -> None:
+def write_log(path: Path, rows: list[dict], fields: list[str] = LOG_FIELDS) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS)
+    writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: r.get(k, "") for k in LOG_FIELDS})
+        writer.writerow({k: r.get(k, "") for k in fields})
     atomic_write_text(path, buf.getvalue())
 
 

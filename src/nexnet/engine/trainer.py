@@ -19,6 +19,7 @@ from ..models import create_model
 from . import distributed as D
 from .config import dump, model_kwargs
 from .losses import DiceBCELoss, positive_weight
+from .pretrain import load_ssl_encoder
 from .runs import prepare_data, write_curves, write_log
 from .schedule import WarmupPlateau
 from .state import load_training_state, save_training_state
@@ -95,11 +96,16 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
 
     torch.manual_seed(tc["seed"])
     model = create_model(cfg["model"]["name"], **model_kwargs(cfg)).to(device)
+    if tc.get("ssl_checkpoint") and not resume:
+        load_ssl_encoder(model, tc["ssl_checkpoint"])
+    elif cfg["model"].get("ssl") and not resume:
+        say("warning: model.ssl without train.ssl_checkpoint: the SSL encoder starts from random weights")
     pos_weight = cfg["loss"]["pos_weight"]
     if pos_weight == "auto":
         pos_weight = positive_weight(data.arrays.masks[np.sort(train_rows)])
     loss_fn = DiceBCELoss(float(pos_weight), cfg["loss"]["bce_weight"], cfg["loss"]["dice_weight"]).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+    trainable = [p for p in model.parameters() if p.requires_grad]  # a frozen SSL encoder stays as loaded
+    optimizer = torch.optim.Adam(trainable, lr=tc["lr"], weight_decay=tc["weight_decay"])
     sched = WarmupPlateau(tc["lr"], tc["warmup_epochs"], tc["plateau_factor"], tc["plateau_patience"], tc["min_lr"])
     amp = D.autocast_dtype(tc["amp"], device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
@@ -147,7 +153,7 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
+            torch.nn.utils.clip_grad_norm_(trainable, tc["grad_clip"])
             scaler.step(optimizer)
             scaler.update()
             state["optimizer_steps"] += 1

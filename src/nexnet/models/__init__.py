@@ -1,6 +1,6 @@
 """Models. Importing this package registers every model."""
 
-from . import nexnet_seg, segformer, transunet, unet, unetpp  # noqa: F401  (registers)
+from . import nexnet_seg, segformer, ssl_autoencoder, transunet, unet, unetpp  # noqa: F401  (registers)
 from .base import SegmentationModel, from_pretrained, save_pretrained
 from .blocks import ConvMaSA, DoubleConv, NExBlock
 from .masa import ManhattanSelfAttention

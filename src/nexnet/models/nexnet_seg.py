@@ -12,6 +12,7 @@ from .base import SegmentationModel
 from .blocks import DoubleConv, NExBlock
 from .input_checks import check_image_batch
 from .registry import register_model
+from .ssl_autoencoder import SSLEncoder
 
 PAPER_WIDTHS = (32, 64, 128, 256, 256, 512)
 
@@ -36,7 +37,10 @@ class NExNetSeg(SegmentationModel):
         head_dim: MaSA channels per head.
         masa_mode: ``"decomposed"`` or ``"full"``.
         dropout: Dropout2d probability before the head.
-        ssl_channels: channels of the SSL embedding concatenated at the bottleneck (0: none).
+        ssl_channels: channels of an SSL embedding concatenated at the bottleneck (0: none); with
+            ``ssl=True`` it defaults to the autoencoder's 1024.
+        ssl: build the SSL autoencoder's encoder inside the model and feed its embedding to the bottleneck.
+        freeze_ssl: keep that encoder's weights fixed (and its BatchNorm in eval mode).
 
     Shapes: ``x`` ``(B, in_channels, H, W)`` with H, W multiples of 32; ``ssl_embedding``
     ``(B, ssl_channels, H/32, W/32)``; output ``(B, num_classes, H, W)`` logits.
@@ -56,6 +60,8 @@ class NExNetSeg(SegmentationModel):
         dropout: float = 0.2,
         ssl_channels: int = 0,
         tpen_clip: float | None = 8.0,
+        ssl: bool = False,
+        freeze_ssl: bool = False,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
@@ -64,8 +70,17 @@ class NExNetSeg(SegmentationModel):
         self.config = dict(
             widths=widths, in_channels=in_channels, num_classes=num_classes, tpen=tpen,
             order=order, masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode,
-            dropout=dropout, ssl_channels=ssl_channels, tpen_clip=tpen_clip,
+            dropout=dropout, ssl_channels=ssl_channels, tpen_clip=tpen_clip, ssl=ssl, freeze_ssl=freeze_ssl,
         )  # fmt: skip
+        self.ssl_encoder: SSLEncoder | None = None
+        if ssl:
+            self.ssl_encoder = SSLEncoder(in_channels)
+            ssl_channels = ssl_channels or self.ssl_encoder.out_channels
+            if ssl_channels != self.ssl_encoder.out_channels:
+                raise ValueError(f"ssl=True gives {self.ssl_encoder.out_channels} channels, not {ssl_channels}")
+            if freeze_ssl:
+                self.ssl_encoder.requires_grad_(False)
+        self.freeze_ssl = freeze_ssl and ssl
         self.in_channels = in_channels
         self.ssl_channels = ssl_channels
         self.size_multiple = 2 ** (len(widths) - 1)
@@ -86,6 +101,7 @@ class NExNetSeg(SegmentationModel):
 
     def forward(self, x: torch.Tensor, ssl_embedding: torch.Tensor | None = None) -> torch.Tensor:
         check_image_batch(x, self.in_channels, self.size_multiple, "NExNetSeg")
+        x_in = x
         skips = []
         for level, block in enumerate(self.encoder):
             if level:
@@ -93,6 +109,9 @@ class NExNetSeg(SegmentationModel):
             x, skip = block(x)
             skips.append(skip)
         d = skips.pop()
+        if ssl_embedding is None and self.ssl_encoder is not None:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_ssl):
+                ssl_embedding = self.ssl_encoder(x_in)
         if self.ssl_channels:
             if ssl_embedding is None:
                 raise ValueError(f"NExNetSeg was built with ssl_channels={self.ssl_channels}: "
@@ -103,6 +122,12 @@ class NExNetSeg(SegmentationModel):
             up = F.interpolate(d, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             d = block(torch.cat([up, skip], dim=1))
         return self.head(self.dropout(d))
+
+    def train(self, mode: bool = True) -> NExNetSeg:
+        super().train(mode)
+        if self.freeze_ssl and self.ssl_encoder is not None:
+            self.ssl_encoder.eval()  # frozen: its BatchNorm statistics stay as pretrained
+        return self
 
 
 @register_model
@@ -115,3 +140,9 @@ def nexnet_seg(**kwargs) -> NExNetSeg:
 def nexnet_seg_s(**kwargs) -> NExNetSeg:
     """Half widths (16-32-64-128-128-256), for CPU work."""
     return NExNetSeg(**{"widths": tuple(w // 2 for w in PAPER_WIDTHS), **kwargs})
+
+
+@register_model
+def nexnet_seg_ssl(**kwargs) -> NExNetSeg:
+    """The paper's NExNet Seg with the SSL autoencoder's encoder fused at the bottleneck."""
+    return NExNetSeg(**{"widths": PAPER_WIDTHS, "ssl": True, **kwargs})
