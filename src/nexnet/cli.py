@@ -6,6 +6,20 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from .commands import (
+    cmd_check_data,
+    cmd_datasets,
+    cmd_demo,
+    cmd_evaluate,
+    cmd_export,
+    cmd_models,
+    cmd_predict,
+    cmd_pretrain,
+    cmd_profile,
+    cmd_reproduce,
+    cmd_score,
+    cmd_train,
+)
 from .errors import NexnetError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -13,193 +27,6 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def cmd_profile(args: argparse.Namespace) -> int:
-    import torch
-
-    from .io import atomic_write_json
-    from .models import create_model, list_models
-    from .profile import format_table, profile_model
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise NexnetError("--device cuda: no CUDA device is available; use --device cpu")
-    names = list_models() if args.models == ["all"] else args.models
-    unknown = [n for n in names if n not in list_models()]
-    if unknown:
-        create_model(unknown[0])  # raises with the list of names and close matches
-    rows = []
-    for name in names:
-        model = create_model(name)
-        rows.append(
-            profile_model(
-                model, args.image_size, args.batch_size, args.device,
-                warmup=args.warmup, repeats=args.repeats, latency=not args.no_latency,
-                throughput_batch=0 if args.no_latency else args.throughput_batch,
-            )
-        )  # fmt: skip
-        del model
-    print(format_table(rows))
-    if any(name.endswith("_ssl") for name in names):
-        print(ssl_parameter_note())
-    r = rows[0]
-    print(
-        f"input {args.image_size}x{args.image_size}, batch {args.batch_size} for latency "
-        f"(median of {args.repeats} after {args.warmup} warm-up runs), peak memory of that forward pass, "
-        f"images/s at batch {args.throughput_batch}; MACs/FLOPs per image, "
-        f"counted with FlopCounterMode under the MATH attention backend; device {r['device']}, "
-        f"{r['threads']} threads, torch {torch.__version__}"
-    )
-    if args.json:
-        atomic_write_json(args.json, rows)
-        print(f"wrote {args.json}")
-    if args.markdown:
-        from .io import atomic_write_text
-        from .profile import format_markdown
-
-        atomic_write_text(args.markdown, format_markdown(rows) + "\n")
-        print(f"wrote {args.markdown}")
-    return 0
-
-
-def ssl_parameter_note() -> str:
-    from .models import create_model
-    from .profile import count_parameters
-
-    fused, plain, ae = (create_model(n) for n in ("nexnet_seg_ssl", "nexnet_seg", "ssl_autoencoder"))
-    enc = count_parameters(fused.ssl_encoder)
-    seg = count_parameters(fused) - enc
-    m = lambda n: f"{n / 1e6:.2f}M"  # noqa: E731
-    return (
-        f"nexnet_seg_ssl: {m(count_parameters(fused))}, every one used in the forward pass: the segmentation "
-        f"network ({m(seg)}, of which {m(seg - count_parameters(plain))} "
-        f"take the 1024-channel embedding at the bottleneck) plus the autoencoder's encoder ({m(enc)}). "
-        f"The whole autoencoder is {m(count_parameters(ae))}; its decoder and MaSA side branches "
-        f"({m(count_parameters(ae) - enc)}) run only in pretraining and are not part of the model."
-    )
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    return run_demo(out=args.out, seconds=args.seconds)
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    from .models import list_models
-
-    for name in list_models(args.pattern):
-        print(name)
-    return 0
-
-
-def cmd_datasets(args: argparse.Namespace) -> int:
-    from .data import ADAPTERS
-
-    for a in ADAPTERS.values():
-        print(f"{a.name:<13} {a.title}")
-        print(f"{'':<13} layout: {a.layout}")
-        names = ", ".join(a.folder_names) or "(the folder itself)"
-        print(f"{'':<13} found under a data root as: {names}")
-        print(f"{'':<13} splits: {', '.join(a.splits)} (default {a.default_split})")
-    print("Every split can also be a split.json written by an earlier run.")
-    return 0
-
-
-def cmd_check_data(args: argparse.Namespace) -> int:
-    from .data.check import check_dataset, format_report
-
-    report, split = check_dataset(
-        args.dataset, args.data_root, args.split, args.seed, args.skip_bad, args.mask_suffix, args.workers
-    )
-    print(format_report(report))
-    if split is not None and args.split_out:
-        split.save(args.split_out)
-        print(f"wrote {args.split_out}")
-    return 0 if report.usable else 1
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .engine.config import load_yaml, merge, resolve
-    from .engine.trainer import train
-
-    out = Path(args.out)
-    if args.resume:
-        if not (out / "config.yaml").is_file():
-            raise NexnetError(f"--resume: {out} holds no config.yaml; start the run without --resume")
-        cfg = load_yaml(out / "config.yaml")
-        keep = {"train": {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes),
-                                             ("device", args.device)) if v is not None}}  # fmt: skip
-        cfg = merge(cfg, keep)
-    else:
-        cfg = resolve(
-            args.config, args.set,
-            model__name=args.model, data__dataset=args.dataset, data__data_root=args.data_root,
-            data__split=args.split, data__seed=args.seed, data__image_size=args.image_size,
-            data__mask_suffix=args.mask_suffix, data__skip_bad=args.skip_bad or None,
-            data__workers=args.workers, train__epochs=args.epochs, train__batch_size=args.batch_size,
-            train__device=args.device, train__amp=args.amp or None, train__seed=args.seed,
-            train__max_minutes=args.max_minutes,
-        )  # fmt: skip
-        if args.ssl_checkpoint:
-            cfg = merge(cfg, {"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
-                              "train": {"ssl_checkpoint": str(args.ssl_checkpoint)}})  # fmt: skip
-        elif args.freeze_encoder:
-            raise NexnetError("--freeze-encoder goes with --ssl-checkpoint")
-    train(cfg, out, resume=args.resume, quiet=args.quiet)
-    return 0
-
-
-def cmd_pretrain(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .engine.config import load_yaml
-    from .engine.pretrain import PRETRAIN_DEFAULTS, pretrain
-
-    out = Path(args.out)
-    if args.resume:
-        if not (out / "config.yaml").is_file():
-            raise NexnetError(f"--resume: {out} holds no config.yaml; start the run without --resume")
-        cfg = load_yaml(out / "config.yaml")
-        if args.epochs:
-            cfg["epochs"] = args.epochs
-    else:
-        if not args.dataset or not args.data_root:
-            raise NexnetError("name the data: --dataset NAME[,NAME] --data-root PATH[,PATH]")
-        flags = {"datasets": _csv(args.dataset), "data_roots": _csv(args.data_root), "split": args.split,
-                 "seed": args.seed, "image_size": args.image_size, "epochs": args.epochs,
-                 "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise,
-                 "vgg_weights": args.vgg_weights, "device": args.device, "max_minutes": args.max_minutes,
-                 "workers": args.workers}  # fmt: skip
-        cfg = {**PRETRAIN_DEFAULTS, **{k: v for k, v in flags.items() if v is not None}}
-    pretrain(cfg, out, resume=args.resume, quiet=args.quiet)
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .engine.evaluate import evaluate
-
-    evaluate(args.checkpoint, args.dataset, args.data_root, args.split, args.subset, args.threshold,
-             args.tta, args.protocol, args.out or args.checkpoint, args.device)  # fmt: skip
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from .engine.predict import predict
-
-    result = predict(args.checkpoint, args.input, args.out, args.overlay, args.gt, args.tta, args.device)
-    return 1 if result["failed"] else 0
-
-
-def cmd_score(args: argparse.Namespace) -> int:
-    from .engine.predict import score
-
-    score(args.pred, args.gt, args.out or args.pred)
-    return 0
 
 
 def add_data_flags(p: argparse.ArgumentParser, split_required: bool = False) -> None:
@@ -349,7 +176,8 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="masks (and overlays) for an image or a folder of images")
-    p.add_argument("--checkpoint", "--model_path", required=True)
+    p.add_argument("--checkpoint", "--model_path", default=None, help="a best/ folder (save_pretrained)")
+    p.add_argument("--onnx", default=None, help="run an exported ONNX file through onnxruntime instead")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--out", required=True, help="output folder (never the input folder)")
     p.add_argument("--overlay", action="store_true", help="also write contour overlays")
@@ -357,6 +185,33 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", action="store_true")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_predict)
+
+    r = sub.add_parser(
+        "reproduce", help="run the paper's Table 1, 2 or 4 as a resumable grid",
+        description="Table 1: datasets x models; Table 2: the ablation variants (first dataset found); "
+        "Table 4: the profile. Finished runs are skipped, interrupted ones resume. --quick: 64 px, 8 epochs, "
+        "lr 1e-3, NExNet Seg and UNet on Kvasir (see docs/reproduce.md).",
+    )  # fmt: skip
+    r.add_argument("--table", required=True, choices=["1", "2", "4"])
+    r.add_argument("--data-root", default=None, help="a folder holding the datasets under their usual names")
+    r.add_argument("--datasets", type=_csv, default=None, help="comma-separated (default: all six; quick: kvasir)")
+    r.add_argument("--models", type=_csv, default=None, help="comma-separated registry names")
+    r.add_argument("--quick", action="store_true", help="a reduced grid that runs on 2 CPU cores")
+    r.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    r.add_argument("--out", default="results")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every run")
+    r.set_defaults(func=cmd_reproduce)
+
+    x = sub.add_parser("export", help="export a checkpoint to ONNX, checked with onnxruntime",
+                       description="Export to ONNX (needs the onnx extra: pip install 'nexnet-seg[onnx]') and "
+                       "compare onnxruntime with PyTorch on a random input and an image.")  # fmt: skip
+    x.add_argument("--checkpoint", "--model_path", required=True)
+    x.add_argument("--format", default="onnx", choices=["onnx"])
+    x.add_argument("--out", required=True, help="the .onnx file to write")
+    x.add_argument("--dynamic", action="store_true", help="dynamic height and width as well as batch")
+    x.add_argument("--image", default=None, help="an image for the check (default: a synthetic one)")
+    x.add_argument("--opset", type=int, default=17)
+    x.set_defaults(func=cmd_export)
 
     s = sub.add_parser("score", help="score any folder of predicted masks against ground truth")
     s.add_argument("--pred", required=True, help="predicted masks (0/255, 0/1 or probability PNGs)")

@@ -108,3 +108,66 @@ def image_grid(
         if captions:
             draw.text((x + 2, y + 1), captions[i][:30], fill="black")
     return np.asarray(canvas)
+
+
+def _axes(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], lo: float, hi: float, label: str) -> None:
+    x0, y0, x1, y1 = box
+    draw.rectangle(box, outline=(90, 90, 90))
+    for i in range(5):
+        v = lo + (hi - lo) * i / 4
+        y = y1 - (y1 - y0) * i / 4
+        draw.line([x0 - 4, y, x0, y], fill=(90, 90, 90))
+        draw.text((4, y - 6), f"{v:.2f}", fill="black")
+    draw.text((4, 4), label, fill="black")
+
+
+def bar_chart(path: str | Path, groups: list[str], series: dict[str, list[float | None]], y_label: str) -> None:
+    """Grouped bars: one group per entry of ``groups``, one bar per series (None: no bar)."""
+    values = [v for vs in series.values() for v in vs if v is not None]
+    lo, hi = 0.0, max(values + [1.0])
+    w, h = max(480, 110 * len(groups) + 120), 340
+    im = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(im)
+    box = (60, 30, w - 150, h - 60)
+    _axes(draw, box, lo, hi, y_label)
+    gw = (box[2] - box[0]) / max(len(groups), 1)
+    bw = gw * 0.8 / max(len(series), 1)
+    for g, name in enumerate(groups):
+        gx = box[0] + g * gw + gw * 0.1
+        draw.text((gx, box[3] + 8), name[:16], fill="black")
+        for k, (_, vs) in enumerate(series.items()):
+            v = vs[g]
+            if v is None:
+                continue
+            top = box[3] - (box[3] - box[1]) * (v - lo) / (hi - lo)
+            draw.rectangle([gx + k * bw, top, gx + (k + 1) * bw - 2, box[3]], fill=COLOURS[k % len(COLOURS)])
+    for k, name in enumerate(series):
+        draw.text((w - 140, 40 + 14 * k), f"# {name}", fill=COLOURS[k % len(COLOURS)])
+    save_png(path, im)
+
+
+def scatter_chart(path: str | Path, points: list[tuple[float, float, str, str]], x_label: str, y_label: str) -> None:
+    """Points ``(x, y, label, group)``; one colour per group, each point labelled."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    xlo, xhi = _nice_range(xs)
+    ylo, yhi = _nice_range(ys)
+    w, h = 640, 400
+    im = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(im)
+    box = (60, 30, w - 150, h - 50)
+    _axes(draw, box, ylo, yhi, y_label)
+    for i in range(5):
+        v = xlo + (xhi - xlo) * i / 4
+        x = box[0] + (box[2] - box[0]) * i / 4
+        draw.text((x - 10, box[3] + 6), f"{v:.3g}", fill="black")
+    draw.text(((box[0] + box[2]) // 2 - 40, h - 18), x_label, fill="black")
+    groups = sorted({p[3] for p in points})
+    for x, y, label, group in points:
+        colour = COLOURS[groups.index(group) % len(COLOURS)]
+        px = box[0] + (box[2] - box[0]) * (x - xlo) / (xhi - xlo)
+        py = box[3] - (box[3] - box[1]) * (y - ylo) / (yhi - ylo)
+        draw.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour)
+        draw.text((px + 6, py - 6), label, fill=colour)
+    for k, g in enumerate(groups):
+        draw.text((w - 140, 40 + 14 * k), f"o {g}", fill=COLOURS[k % len(COLOURS)])
+    save_png(path, im)

@@ -57,13 +57,20 @@ def find_gt(gt_dir: Path | None, stems: list[str]) -> dict[str, Path]:
     return by_stem(list_image_files(gt_dir, Discovery()), Discovery(), strip=suffix)
 
 
-def predict(checkpoint: str | Path, inp: str | Path, out: str | Path, overlays: bool = False,
+def predict(checkpoint: str | Path | None, inp: str | Path, out: str | Path, overlays: bool = False,
             gt: str | Path | None = None, tta: bool = False, device: str = "auto",
-            say: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+            say: Callable[[str], None] = print, onnx: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
     inp, out = Path(inp), Path(out)
     files = input_images(inp)
     _check_out(inp, out)
-    pred = Predictor.load(checkpoint, device)
+    if onnx is not None:
+        from .export import OnnxPredictor
+
+        pred: Predictor | OnnxPredictor = OnnxPredictor.load(onnx)
+    elif checkpoint is not None:
+        pred = Predictor.load(checkpoint, device)
+    else:
+        raise NexnetError("give --checkpoint DIR or --onnx FILE")
     names = output_names(files)
     gts = find_gt(Path(gt) if gt else None, [f.stem for f in files])
     written, failed, previews = 0, [], []

@@ -93,7 +93,8 @@ class ManhattanSelfAttention(nn.Module):
     def decay_mask(self, size: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """Cached additive decay mask: ``(1, heads, L, L)`` for ``(L,)``, ``(1, heads, HW, HW)`` for ``(H, W)``."""
         key = (size, like.device, like.dtype)
-        mask = self._masks.get(key)
+        tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        mask = None if tracing else self._masks.get(key)  # traced: built from the input's shape
         if mask is None:
             if len(size) == 1:
                 mask = manhattan_log_decay_1d(size[0], self.log_gamma)
@@ -101,7 +102,8 @@ class ManhattanSelfAttention(nn.Module):
                 mask = manhattan_log_decay_2d(size[0], size[1], self.log_gamma)
             # A 4-D (1, heads, L, L) mask lets SDPA use the fused CPU kernel; a 3-D one falls back to math.
             mask = mask.unsqueeze(0).to(device=like.device, dtype=like.dtype)
-            self._masks[key] = mask
+            if not tracing:
+                self._masks[key] = mask
         return mask
 
     def _apply(self, fn, recurse=True):  # noqa: ANN001 - nn.Module signature

@@ -1,0 +1,233 @@
+"""The handlers of the ``nexnet`` verbs; the parser lives in ``cli.py``. Imports are lazy so that
+``nexnet --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+
+from .errors import NexnetError
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    import torch
+
+    from .io import atomic_write_json
+    from .models import create_model, list_models
+    from .profile import format_table, profile_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise NexnetError("--device cuda: no CUDA device is available; use --device cpu")
+    names = list_models() if args.models == ["all"] else args.models
+    unknown = [n for n in names if n not in list_models()]
+    if unknown:
+        create_model(unknown[0])  # raises with the list of names and close matches
+    rows = []
+    for name in names:
+        model = create_model(name)
+        rows.append(
+            profile_model(
+                model, args.image_size, args.batch_size, args.device,
+                warmup=args.warmup, repeats=args.repeats, latency=not args.no_latency,
+                throughput_batch=0 if args.no_latency else args.throughput_batch,
+            )
+        )  # fmt: skip
+        del model
+    print(format_table(rows))
+    if any(name.endswith("_ssl") for name in names):
+        print(ssl_parameter_note())
+    r = rows[0]
+    print(
+        f"input {args.image_size}x{args.image_size}, batch {args.batch_size} for latency "
+        f"(median of {args.repeats} after {args.warmup} warm-up runs), peak memory of that forward pass, "
+        f"images/s at batch {args.throughput_batch}; MACs/FLOPs per image, "
+        f"counted with FlopCounterMode under the MATH attention backend; device {r['device']}, "
+        f"{r['threads']} threads, torch {torch.__version__}"
+    )
+    if args.json:
+        atomic_write_json(args.json, rows)
+        print(f"wrote {args.json}")
+    if args.markdown:
+        from .io import atomic_write_text
+        from .profile import format_markdown
+
+        atomic_write_text(args.markdown, format_markdown(rows) + "\n")
+        print(f"wrote {args.markdown}")
+    return 0
+
+
+def ssl_parameter_note() -> str:
+    from .models import create_model
+    from .profile import count_parameters
+
+    fused, plain, ae = (create_model(n) for n in ("nexnet_seg_ssl", "nexnet_seg", "ssl_autoencoder"))
+    enc = count_parameters(fused.ssl_encoder)
+    seg = count_parameters(fused) - enc
+    m = lambda n: f"{n / 1e6:.2f}M"  # noqa: E731
+    return (
+        f"nexnet_seg_ssl: {m(count_parameters(fused))}, every one used in the forward pass: the segmentation "
+        f"network ({m(seg)}, of which {m(seg - count_parameters(plain))} "
+        f"take the 1024-channel embedding at the bottleneck) plus the autoencoder's encoder ({m(enc)}). "
+        f"The whole autoencoder is {m(count_parameters(ae))}; its decoder and MaSA side branches "
+        f"({m(count_parameters(ae) - enc)}) run only in pretraining and are not part of the model."
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(out=args.out, seconds=args.seconds)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    for name in list_models(args.pattern):
+        print(name)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import ADAPTERS
+
+    for a in ADAPTERS.values():
+        print(f"{a.name:<13} {a.title}")
+        print(f"{'':<13} layout: {a.layout}")
+        names = ", ".join(a.folder_names) or "(the folder itself)"
+        print(f"{'':<13} found under a data root as: {names}")
+        print(f"{'':<13} splits: {', '.join(a.splits)} (default {a.default_split})")
+    print("Every split can also be a split.json written by an earlier run.")
+    return 0
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    from .data.check import check_dataset, format_report
+
+    report, split = check_dataset(
+        args.dataset, args.data_root, args.split, args.seed, args.skip_bad, args.mask_suffix, args.workers
+    )
+    print(format_report(report))
+    if split is not None and args.split_out:
+        split.save(args.split_out)
+        print(f"wrote {args.split_out}")
+    return 0 if report.usable else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .engine.config import load_yaml, merge, resolve
+    from .engine.trainer import train
+
+    out = Path(args.out)
+    if args.resume:
+        if not (out / "config.yaml").is_file():
+            raise NexnetError(f"--resume: {out} holds no config.yaml; start the run without --resume")
+        cfg = load_yaml(out / "config.yaml")
+        keep = {"train": {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes),
+                                             ("device", args.device)) if v is not None}}  # fmt: skip
+        cfg = merge(cfg, keep)
+    else:
+        cfg = resolve(
+            args.config, args.set,
+            model__name=args.model, data__dataset=args.dataset, data__data_root=args.data_root,
+            data__split=args.split, data__seed=args.seed, data__image_size=args.image_size,
+            data__mask_suffix=args.mask_suffix, data__skip_bad=args.skip_bad or None,
+            data__workers=args.workers, train__epochs=args.epochs, train__batch_size=args.batch_size,
+            train__device=args.device, train__amp=args.amp or None, train__seed=args.seed,
+            train__max_minutes=args.max_minutes,
+        )  # fmt: skip
+        if args.ssl_checkpoint:
+            cfg = merge(cfg, {"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
+                              "train": {"ssl_checkpoint": str(args.ssl_checkpoint)}})  # fmt: skip
+        elif args.freeze_encoder:
+            raise NexnetError("--freeze-encoder goes with --ssl-checkpoint")
+    train(cfg, out, resume=args.resume, quiet=args.quiet)
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .engine import reproduce as R
+
+    out = Path(args.out)
+    device = args.device or "auto"
+    if args.table == "4":
+        models = args.models or (["nexnet_seg", "unet"] if args.quick else [*R.MODELS, "nexnet_seg_ssl"])
+        R.table4(out, models, args.quick, "cpu" if device == "auto" else device, print)
+    else:
+        if not args.data_root:
+            raise NexnetError(f"--table {args.table} needs --data-root")
+        default_sets = ["kvasir"] if args.quick else R.DATASETS
+        datasets = args.datasets or default_sets
+        if args.table == "1":
+            models = args.models or (["nexnet_seg", "unet"] if args.quick else list(R.MODELS))
+            R.table1(Path(args.data_root), out, datasets, models, args.quick, device, print, args.set)
+        else:
+            R.table2(Path(args.data_root), out, datasets, args.quick, device, print, args.set)
+    print(f"wrote {out}/table{args.table}.md and .csv")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .engine.export import export_onnx
+
+    if args.format != "onnx":
+        raise NexnetError(f"--format {args.format}: only onnx is supported")
+    export_onnx(args.checkpoint, args.out, args.dynamic, args.image, args.opset)
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .engine.config import load_yaml
+    from .engine.pretrain import PRETRAIN_DEFAULTS, pretrain
+
+    out = Path(args.out)
+    if args.resume:
+        if not (out / "config.yaml").is_file():
+            raise NexnetError(f"--resume: {out} holds no config.yaml; start the run without --resume")
+        cfg = load_yaml(out / "config.yaml")
+        if args.epochs:
+            cfg["epochs"] = args.epochs
+    else:
+        if not args.dataset or not args.data_root:
+            raise NexnetError("name the data: --dataset NAME[,NAME] --data-root PATH[,PATH]")
+        flags = {"datasets": _csv(args.dataset), "data_roots": _csv(args.data_root), "split": args.split,
+                 "seed": args.seed, "image_size": args.image_size, "epochs": args.epochs,
+                 "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise,
+                 "vgg_weights": args.vgg_weights, "device": args.device, "max_minutes": args.max_minutes,
+                 "workers": args.workers}  # fmt: skip
+        cfg = {**PRETRAIN_DEFAULTS, **{k: v for k, v in flags.items() if v is not None}}
+    pretrain(cfg, out, resume=args.resume, quiet=args.quiet)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .engine.evaluate import evaluate
+
+    evaluate(args.checkpoint, args.dataset, args.data_root, args.split, args.subset, args.threshold,
+             args.tta, args.protocol, args.out or args.checkpoint, args.device)  # fmt: skip
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .engine.predict import predict
+
+    result = predict(args.checkpoint, args.input, args.out, args.overlay, args.gt, args.tta, args.device,
+                     onnx=args.onnx)  # fmt: skip
+    return 1 if result["failed"] else 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .engine.predict import score
+
+    score(args.pred, args.gt, args.out or args.pred)
+    return 0

@@ -1,0 +1,123 @@
+"""``nexnet export``: ONNX export checked against onnxruntime, and an onnxruntime predictor."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import read_image
+from ..errors import NexnetError
+from ..io import write_with
+from ..synthetic import synthetic_case
+from .inference import Predictor, resize_input
+
+TOLERANCE = 1e-4
+INSTALL_HINT = "pip install 'nexnet-seg[onnx]' (or: pip install onnx onnxruntime)"
+
+
+def _require_onnx() -> tuple[Any, Any]:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        raise NexnetError(f"ONNX needs the onnx extra: {INSTALL_HINT}") from None
+    return onnx, onnxruntime
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, dynamic: bool = False, image: str | Path | None = None,
+                opset: int = 17, say=print) -> dict[str, float]:  # noqa: ANN001  # fmt: skip
+    """Export ``checkpoint`` to ``out`` and check it with onnxruntime on a random input and an image."""
+    onnx, ort = _require_onnx()
+    pred = Predictor.load(checkpoint, "cpu")
+    model, size = pred.model.eval(), pred.image_size
+    example = torch.rand(1, 3, size, size)
+    axes = {"image": {0: "batch"}, "logits": {0: "batch"}}
+    if dynamic:
+        axes = {"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}
+
+    def write(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+            torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=["image"], output_names=["logits"], dynamic_axes=axes)  # fmt: skip
+        proto = onnx.load(str(tmp))
+        meta = {"nexnet_model": getattr(model, "model_name", ""), "image_size": str(size),
+                "threshold": str(pred.threshold), "config": json.dumps(model.config),
+                "input": "RGB in [0, 1], (B, 3, H, W); output: logits (B, 1, H, W)"}  # fmt: skip
+        for k, v in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        onnx.save(proto, str(tmp))
+
+    out = Path(out)
+    write_with(out, write)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    if image is not None:
+        picture, label = read_image(image), Path(image).name
+    else:
+        picture, label = synthetic_case(0, 180, 240)[0], "a synthetic polyp-like image"
+    as_input = torch.from_numpy(np.array(resize_input(picture, size))).permute(2, 0, 1)[None].float() / 255
+    checks = {"random input": example, label: as_input}
+    if dynamic:
+        checks["random input at another size"] = torch.rand(2, 3, size + 32, size + 64)
+    diffs = {}
+    with torch.no_grad():
+        for name, x in checks.items():
+            ref = model(x).numpy()
+            got = session.run(None, {"image": x.numpy()})[0]
+            diffs[name] = float(np.abs(ref - got).max())
+    worst = max(diffs.values())
+    for name, d in diffs.items():
+        say(f"onnxruntime check, {name}: max |PyTorch - ONNX| = {d:.2e}")
+    if worst > TOLERANCE:
+        raise NexnetError(f"{out}: onnxruntime differs from PyTorch by {worst:.2e} (> {TOLERANCE:g})")
+    say(
+        f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, opset {opset}, "
+        f"{'dynamic batch and size' if dynamic else f'dynamic batch, {size}x{size}'}): check passed (<= {TOLERANCE:g})"
+    )
+    return diffs
+
+
+@dataclass
+class OnnxPredictor:
+    """The ``Predictor`` interface over an onnxruntime session."""
+
+    session: Any
+    image_size: int
+    threshold: float = 0.5
+    checkpoint: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path) -> OnnxPredictor:
+        onnx, ort = _require_onnx()
+        path = Path(path)
+        if not path.is_file():
+            raise NexnetError(f"--onnx {path}: file does not exist")
+        try:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own types
+            raise NexnetError(f"--onnx {path}: not a loadable ONNX model ({str(e).splitlines()[0]})") from None
+        meta = session.get_modelmeta().custom_metadata_map
+        if "image_size" not in meta:
+            raise NexnetError(f"--onnx {path}: not exported by 'nexnet export' (no image_size metadata)")
+        return cls(session, int(meta["image_size"]), float(meta.get("threshold", 0.5)), str(path))
+
+    def probabilities(self, images: np.ndarray, batch_size: int = 8, tta: bool = False) -> np.ndarray:
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = np.asarray(images[start : start + batch_size], dtype=np.float32).transpose(0, 3, 1, 2) / 255
+            flips = [(), (3,), (2,), (2, 3)] if tta else [()]
+            acc = np.zeros((x.shape[0], x.shape[2], x.shape[3]), np.float32)
+            for dims in flips:
+                xi = np.flip(x, dims).copy() if dims else x
+                logits = self.session.run(None, {"image": np.ascontiguousarray(xi)})[0][:, :1]
+                p = 1 / (1 + np.exp(-logits))
+                acc += (np.flip(p, dims) if dims else p)[:, 0]
+            out.append(acc / len(flips))
+        return np.concatenate(out)

@@ -1,0 +1,201 @@
+"""``nexnet reproduce``: the paper's Tables 1, 2 and 4 as resumable grids of runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..data import get_adapter
+from ..errors import DataError, NexnetError
+from ..io import atomic_write_json, atomic_write_text
+from ..models import create_model
+from ..plots import bar_chart, scatter_chart
+from ..profile import count_parameters, format_markdown, profile_model
+from .config import resolve
+from .evaluate import evaluate
+from .pretrain import PRETRAIN_DEFAULTS, pretrain
+from .trainer import train
+
+DATASETS = ["isic2016", "isic2017", "isic2018", "ph2", "kvasir", "cvc_clinicdb"]
+MODELS = {"unet": "UNet", "unetpp": "UNet++", "transunet": "TransUNet", "segformer_b2": "SegFormer",
+          "nexnet_seg": "NExNet Seg"}  # fmt: skip
+PAPER_DICE = {  # Table 1 as reported (the authors' protocol); never our result
+    "unet": [0.887, 0.794, 0.813, 0.873, 0.775, 0.856],
+    "unetpp": [0.889, 0.814, 0.833, 0.890, 0.786, 0.874],
+    "transunet": [0.913, 0.873, 0.904, 0.910, 0.889, 0.920],
+    "segformer_b2": [None, 0.851, 0.869, None, 0.905, 0.931],
+    "nexnet_seg": [0.913, 0.921, 0.918, 0.936, 0.943, 0.934],
+}
+PAPER_TABLE4 = {"unet": (31.1, 0.09, 68), "transunet": (105, 0.30, 160), "nexnet_seg": (30.4, 0.06, 18)}
+ABLATIONS = {  # name: (tpen, masa, ssl, mean Dice read off the authors' README figure, dataset unnamed)
+    "baseline": (False, False, False, 0.71), "no_ssl_no_masa": (True, False, False, 0.80),
+    "no_ssl": (True, True, False, 0.78), "no_masa": (True, False, True, 0.84), "full": (True, True, True, 0.86),
+}  # fmt: skip
+QUICK = {"data.image_size": 64, "train.epochs": 8, "train.batch_size": 16, "train.lr": 1e-3,
+         "train.warmup_epochs": 1, "train.early_stop": 100, "train.eval_batch_size": 32}  # fmt: skip
+QUICK_PRETRAIN = {"image_size": 64, "epochs": 3, "batch_size": 16}
+
+
+def _sets(quick: bool, device: str, extra: list[str] | None = None) -> list[str]:
+    sets = [f"{k}={v}" for k, v in QUICK.items()] if quick else []
+    return [*sets, f"train.device={device}", *(extra or [])]
+
+
+def available(datasets: list[str], root: Path, say: Callable[[str], None]) -> list[tuple[str, Path]]:
+    """The datasets found under ``root``; the others are skipped with a line each."""
+    found = []
+    for name in datasets:
+        try:
+            folder = get_adapter(name).locate(root)
+        except DataError as e:
+            say(f"skipping {name}: {str(e).split(';')[0]}")
+            continue
+        found.append((name, folder))
+    if not found:
+        raise NexnetError(f"{root}: none of {', '.join(datasets)} found; 'nexnet datasets' lists the folder names")
+    return found
+
+
+def run_cell(run: Path, cfg: dict, dataset: str, folder: Path, say: Callable[[str], None]) -> dict | None:
+    """Train (or resume, or skip when finished) one run, then evaluate it on the test split."""
+    summary_file = run / "eval" / "summary.json"
+    if summary_file.is_file():
+        say(f"{run}: finished earlier, skipped")
+        return json.loads(summary_file.read_text())
+    if not (run / "train_done.json").is_file():
+        resume = (run / "last" / "state.json").is_file()
+        say(f"{run}: {'resuming' if resume else 'training'}")
+        try:
+            result = train(cfg, run, resume=resume, quiet=True)
+        except (NexnetError, ValueError) as e:
+            say(f"{run}: skipped ({e})")
+            return None
+        atomic_write_json(run / "train_done.json", {k: v for k, v in result.items() if k != "log"})
+    try:
+        return evaluate(run / "best", dataset, folder, subset="test", protocol="paper", out=run / "eval",
+                        say=lambda _: None, batch_size=int(cfg["train"]["batch_size"]))  # fmt: skip
+    except NexnetError as e:
+        say(f"{run}: not evaluated ({e})")
+        return None
+
+
+def table1(root: Path, out: Path, datasets: list[str], models: list[str], quick: bool, device: str,
+           say: Callable[[str], None], extra: list[str] | None = None) -> list[dict]:  # fmt: skip
+    rows = []
+    for dataset, folder in available(datasets, root, say):
+        for model in models:
+            cfg = resolve(None, _sets(quick, device, extra), model__name=model, data__dataset=dataset,
+                          data__data_root=str(folder))  # fmt: skip
+            s = run_cell(out / "table1" / dataset / model, cfg, dataset, folder, say)
+            reported = (
+                PAPER_DICE[model][DATASETS.index(dataset)] if model in PAPER_DICE and dataset in DATASETS else None
+            )
+            rows.append(_row(dataset, model, s, cfg, reported))
+    _write(out / "table1", rows)
+    points = [(r["params_m"], r["ours_mdice"], MODELS.get(r["model"], r["model"]), r["dataset"])
+              for r in rows if r["ours_mdice"] is not None]  # fmt: skip
+    if points:
+        scatter_chart(out / "table1_params_vs_dice.png", points, "parameters (M)", "mean Dice (ours, honest)")
+    return rows
+
+
+def table2(root: Path, out: Path, datasets: list[str], quick: bool, device: str,
+           say: Callable[[str], None], extra: list[str] | None = None) -> list[dict]:  # fmt: skip
+    dataset, folder = available(datasets, root, say)[0]
+    base = out / "table2" / dataset
+    pre = base / "pretrain"
+    if not (pre / "best").is_dir() or not (pre / "pretrain_done.json").is_file():
+        cfg = {**PRETRAIN_DEFAULTS, "datasets": [dataset], "data_roots": [str(folder)], "device": device,
+               **(QUICK_PRETRAIN if quick else {})}  # fmt: skip
+        say(f"{pre}: pretraining the SSL autoencoder")
+        pretrain(cfg, pre, resume=(pre / "last" / "state.json").is_file(), quiet=True)
+        atomic_write_json(pre / "pretrain_done.json", {"done": True})
+    rows = []
+    for name, (tpen, masa, ssl, reported) in ABLATIONS.items():
+        sets = [*_sets(quick, device, extra), f"model.tpen={tpen}", f"model.masa={masa}", f"model.ssl={ssl}"]
+        if ssl:
+            sets.append(f"train.ssl_checkpoint={pre}")
+        cfg = resolve(None, sets, model__name="nexnet_seg", data__dataset=dataset, data__data_root=str(folder))
+        s = run_cell(base / name, cfg, dataset, folder, say)
+        rows.append({**_row(dataset, "nexnet_seg", s, cfg, reported), "variant": name})
+    _write(out / "table2", rows, first=["variant"])
+    names = [r["variant"] for r in rows]
+    bar_chart(out / "table2_ablation.png", names, {
+        "ours (honest mDice)": [r["ours_mdice"] for r in rows],
+        "ours (authors' protocol)": [r["authors_protocol_dice"] for r in rows],
+        "reported (README figure)": [r["reported_dice"] for r in rows],
+    }, "Dice")  # fmt: skip
+    return rows
+
+
+def table4(out: Path, models: list[str], quick: bool, device: str, say: Callable[[str], None]) -> list[dict]:
+    rows = []
+    for name in models:
+        say(f"profiling {name}")
+        r = profile_model(create_model(name), 224, 1, device, repeats=3 if quick else 10,
+                          throughput_batch=4 if quick else 16)  # fmt: skip
+        reported = PAPER_TABLE4.get(name)
+        r.update(
+            reported_params_m=reported[0] if reported else None,
+            reported_seconds=reported[1] if reported else None,
+            reported_gflops=reported[2] if reported else None,
+        )
+        rows.append(r)
+    atomic_write_json(out / "table4.json", rows)
+    md = (
+        format_markdown(rows)
+        + "\n\nReported by the paper (its Table 4; GPU not named): "
+        + "; ".join(f"{MODELS.get(k, k)} {p}M params, {s} s, {g} GFLOPs" for k, (p, s, g) in PAPER_TABLE4.items())
+        + ".\n"
+    )
+    atomic_write_text(out / "table4.md", md)
+    _csv(out / "table4.csv", rows)
+    return rows
+
+
+def _row(dataset: str, model: str, s: dict | None, cfg: dict, reported: float | None) -> dict[str, Any]:
+    params = count_parameters(create_model(model, **{k: v for k, v in cfg["model"].items() if k != "name"}))
+    return {
+        "dataset": dataset, "model": model, "params_m": round(params / 1e6, 2),
+        "ours_mdice": s["mean"]["dice"] if s else None, "ours_mdice_ci95": s["mean_dice_ci95"] if s else None,
+        "ours_miou": s["mean"]["iou"] if s else None, "pooled_dice": s["pixel_pooled"]["dice"] if s else None,
+        "authors_protocol_dice": s["authors_protocol"]["dice"] if s else None, "reported_dice": reported,
+        "test_cases": s["cases"] if s else 0, "image_size": cfg["data"]["image_size"],
+        "epochs": cfg["train"]["epochs"],
+    }  # fmt: skip
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    if isinstance(v, list):
+        return "-".join(f"{x:.3f}" for x in v)
+    return str(v)
+
+
+def _csv(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({k: _fmt(v) for k, v in r.items()} for r in rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _write(stem: Path, rows: list[dict], first: list[str] | None = None) -> None:
+    cols = [*(first or []), "dataset", "model", "params_m", "ours_mdice", "ours_mdice_ci95", "ours_miou",
+            "pooled_dice", "authors_protocol_dice", "reported_dice", "test_cases", "image_size", "epochs"]  # fmt: skip
+    head = ["ours: honest mDice (test, threshold 0.5, original size)" if c == "ours_mdice" else c for c in cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    note = ("\n`authors_protocol_dice`: the authors' protocol on the same predictions (pixels pooled per batch, "
+            "threshold picked on the test labels). `reported_dice`: the paper's figure, as reported, not measured "
+            "here.\n")  # fmt: skip
+    atomic_write_text(stem.with_suffix(".md"), "\n".join(lines) + "\n" + note)
+    _csv(stem.with_suffix(".csv"), [{c: r.get(c) for c in cols} for r in rows])

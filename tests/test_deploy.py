@@ -1,0 +1,99 @@
+"""ONNX export with onnxruntime parity, and the resumable reproduction grid."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nexnet
+from nexnet.cli import main
+from nexnet.synthetic import make_synthetic_dataset
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), n=16, size_range=(40, 56))
+
+
+def checkpoint(tmp_path, name, **kw):
+    model = nexnet.create_model(name, **kw).eval()
+    model.save_pretrained(tmp_path / name, extra={"image_size": 64})
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("name, kw", [("nexnet_seg_s", {"widths": [4, 4, 8, 8, 8, 8]}),
+                                      ("segformer_b0", {}), ("unet", {"base_width": 4})])  # fmt: skip
+def test_onnx_export_matches_pytorch(tmp_path, capsys, name, kw):
+    ckpt = checkpoint(tmp_path, name, **kw)
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--dynamic"]) == 0
+    out = capsys.readouterr().out
+    assert "check passed" in out and out.count("max |PyTorch - ONNX|") == 3
+
+
+def test_predict_through_onnx_gives_the_same_masks(tmp_path, data):
+    ckpt = checkpoint(tmp_path, "nexnet_seg_s", widths=[4, 4, 8, 8, 8, 8])
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert (
+        main(["predict", "--checkpoint", str(ckpt), "--input", str(data / "images"), "--out", str(tmp_path / "pt")])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "predict",
+                "--onnx",
+                str(tmp_path / "m.onnx"),
+                "--input",
+                str(data / "images"),
+                "--out",
+                str(tmp_path / "ox"),
+            ]
+        )
+        == 0
+    )
+    for f in sorted((tmp_path / "pt").glob("*.png")):
+        a, b = np.asarray(Image.open(f)), np.asarray(Image.open(tmp_path / "ox" / f.name))
+        assert (a != b).mean() < 1e-3  # identical but for pixels whose probability sits at the threshold
+
+
+def test_export_without_onnx_says_how_to_install(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *a, **k):
+        if name.startswith("onnx"):
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    ckpt = checkpoint(tmp_path, "unet", base_width=4)
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "pip install 'nexnet-seg[onnx]'" in capsys.readouterr().err
+
+
+def test_reproduce_quick_writes_tables_and_skips_finished_runs(tmp_path, data, capsys):
+    args = ["reproduce", "--table", "1", "--quick", "--data-root", str(data), "--datasets", "folder,ph2",
+            "--models", "nexnet_seg_s,segformer_b0", "--out", str(tmp_path / "results"),
+            "--set", "train.epochs=1", "--set", "train.batch_size=4", "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "skipping ph2" in out
+    table = (tmp_path / "results" / "table1.md").read_text()
+    assert "nexnet_seg_s" in table and "segformer_b0" in table and "reported_dice" in table
+    rows = (tmp_path / "results" / "table1.csv").read_text().splitlines()
+    assert len(rows) == 3
+    assert (tmp_path / "results" / "table1_params_vs_dice.png").is_file()
+    summary = json.loads((tmp_path / "results/table1/folder/nexnet_seg_s/eval/summary.json").read_text())
+    assert summary["protocol"] == "paper" and "authors_protocol" in summary
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 2
+
+
+def test_reproduce_table4_quick(tmp_path):
+    assert main(["reproduce", "--table", "4", "--quick", "--models", "segformer_b0", "--out", str(tmp_path)]) == 0
+    assert "segformer_b0" in (tmp_path / "table4.md").read_text()
+    assert json.loads((tmp_path / "table4.json").read_text())[0]["params"] > 3_000_000
