@@ -14,6 +14,7 @@ def test_profile_prints_params_and_macs(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "nexnet_seg_s" in text and "threads" in text and "GMACs" in text
     row = json.loads(out.read_text())[0]
+    assert row["images_per_s"] > 0 and row["throughput_batch"] == 16
     assert row["params"] > 4_000_000 and row["gflops"] == pytest.approx(2 * row["gmacs"])
     assert row["median_s"] > 0
 
@@ -25,7 +26,12 @@ def test_unknown_model_is_one_line(capsys):
 
 
 def test_help_of_every_verb():
-    for verb in ["demo", "models", "profile"]:
+    from nexnet.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "verb")
+    verbs = list(sub.choices)
+    assert {"train", "evaluate", "predict", "score", "check-data", "pretrain", "export", "reproduce"} <= set(verbs)
+    for verb in verbs:
         with pytest.raises(SystemExit) as e:
             main([verb, "--help"])
         assert e.value.code == 0

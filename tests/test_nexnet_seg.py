@@ -58,7 +58,7 @@ def test_ssl_embedding_is_concatenated_at_the_bottleneck():
 
 def test_registry():
     assert {"nexnet_seg", "nexnet_seg_s"} <= set(nexnet.list_models())
-    assert nexnet.list_models("nexnet_seg_*") == ["nexnet_seg_s"]
+    assert nexnet.list_models("nexnet_seg_*") == ["nexnet_seg_s", "nexnet_seg_ssl"]
     model = nexnet.create_model("nexnet_seg_s", num_classes=3, gamma="rmt")
     assert isinstance(model, NExNetSeg) and model.config["num_classes"] == 3
     with pytest.raises(nexnet.NexnetError, match="did you mean nexnet_seg"):
