@@ -6,12 +6,12 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: test demo lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	# The CPU build first: an unpinned resolver would pull several GB of CUDA packages.
 	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,onnx]"
 	@touch $(STAMP)
 
 test: $(STAMP)
