@@ -118,17 +118,24 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
+def _saved_config(out) -> dict:  # noqa: ANN001
+    """The resolved config of the run in ``out``, for ``--resume``."""
+    from .engine.config import load_yaml
+
+    if not (out / "config.yaml").is_file():
+        raise NexnetError(f"--resume: {out} holds no config.yaml; start the run without --resume")
+    return load_yaml(out / "config.yaml")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .engine.config import load_yaml, merge, resolve
+    from .engine.config import merge, resolve
     from .engine.trainer import train
 
     out = Path(args.out)
     if args.resume:
-        if not (out / "config.yaml").is_file():
-            raise NexnetError(f"--resume: {out} holds no config.yaml; start the run without --resume")
-        cfg = load_yaml(out / "config.yaml")
+        cfg = _saved_config(out)
         keep = {"train": {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes),
                                              ("device", args.device)) if v is not None}}  # fmt: skip
         cfg = merge(cfg, keep)
@@ -187,14 +194,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .engine.config import load_yaml
     from .engine.pretrain import PRETRAIN_DEFAULTS, pretrain
 
     out = Path(args.out)
     if args.resume:
-        if not (out / "config.yaml").is_file():
-            raise NexnetError(f"--resume: {out} holds no config.yaml; start the run without --resume")
-        cfg = load_yaml(out / "config.yaml")
+        cfg = _saved_config(out)
         if args.epochs:
             cfg["epochs"] = args.epochs
     else:
