@@ -40,7 +40,8 @@ def line_chart(path: str | Path, x: list[float], panels: list[tuple[str, dict[st
     im = Image.new("RGB", (w * len(panels), h), "white")
     draw = ImageDraw.Draw(im)
     font = ImageFont.load_default()
-    left, right, top, bottom = 56, 12, 28, 36
+    left, right, bottom = 56, 12, 36
+    top = 22 + 12 * max(len(series) for _, series in panels)  # the legend sits above the plot
     for p, (title, series) in enumerate(panels):
         ox = p * w
         x0, x1, y0, y1 = ox + left, ox + w - right, top, h - bottom
@@ -58,7 +59,8 @@ def line_chart(path: str | Path, x: list[float], panels: list[tuple[str, dict[st
             xv = xmin + (xmax - xmin) * i / 4
             xx = x0 + (x1 - x0) * i / 4
             draw.line([xx, y1, xx, y1 + 4], fill=(90, 90, 90))
-            draw.text((xx - 8, y1 + 8), f"{xv:.3g}", fill="black", font=font)
+            integral = all(float(v).is_integer() for v in x)
+            draw.text((xx - 8, y1 + 8), f"{xv:.0f}" if integral else f"{xv:.3g}", fill="black", font=font)
         draw.text(((x0 + x1) // 2 - 15, h - 14), x_label, fill="black", font=font)
         for k, (name, ys) in enumerate(series.items()):
             colour = COLOURS[k % len(COLOURS)]
@@ -71,7 +73,7 @@ def line_chart(path: str | Path, x: list[float], panels: list[tuple[str, dict[st
                 draw.line(pts, fill=colour, width=2)
             for px, py in pts:
                 draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
-            draw.text((x1 - 110, y0 + 6 + 12 * k), f"- {name}", fill=colour, font=font)
+            draw.text((ox + left + 160, 8 + 12 * k), f"- {name}", fill=colour, font=font)
     save_png(path, im)
 
 
