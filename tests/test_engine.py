@@ -237,3 +237,30 @@ def test_two_process_gloo_torchrun(data, tmp_path):
     batches = 16 // 4  # 16 training cases, batch 4 per process, drop_last
     per_rank = (batches - batches % 2) // 2
     assert state["optimizer_steps"] == 2 * per_rank
+
+
+def test_tta_averages_probabilities_over_flips():
+    from nexnet.engine.inference import Predictor
+
+    class Ramp(torch.nn.Module):  # logits that depend on position only: a left-to-right ramp
+        def forward(self, x):
+            ramp = torch.linspace(-2, 2, x.shape[3]).expand(x.shape[0], 1, x.shape[2], x.shape[3])
+            return ramp.clone()
+
+    pred = Predictor(Ramp(), 8, torch.device("cpu"))
+    images = np.zeros((1, 8, 8, 3), np.uint8)
+    plain, tta = pred.probabilities(images), pred.probabilities(images, tta=True)
+    ramp = torch.sigmoid(torch.linspace(-2, 2, 8)).numpy()
+    assert np.allclose(plain[0, 0], ramp)
+    assert np.allclose(tta[0], 0.5, atol=1e-6)  # the ramp and its mirror average out
+
+
+def test_threshold_chosen_on_validation_is_recorded(data, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(data, epochs=1), run, quiet=True)
+    assert main(["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root", str(data),
+                 "--threshold", "val", "--out", str(tmp_path / "e")]) == 0  # fmt: skip
+    s = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert s["threshold"]["chosen_on"].startswith("validation split") and 0.05 <= s["threshold"]["value"] <= 0.95
+    assert main(["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root", str(data),
+                 "--threshold", "val", "--subset", "val"]) == 2  # fmt: skip
