@@ -264,3 +264,9 @@ def test_threshold_chosen_on_validation_is_recorded(data, tmp_path):
     assert s["threshold"]["chosen_on"].startswith("validation split") and 0.05 <= s["threshold"]["value"] <= 0.95
     assert main(["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root", str(data),
                  "--threshold", "val", "--subset", "val"]) == 2  # fmt: skip
+
+
+def test_bf16_autocast_training_on_cpu(data, tmp_path):
+    result = train(tiny_cfg(data, epochs=1, extra=["train.amp=true"]), tmp_path / "run", quiet=True)
+    row = log_rows(tmp_path / "run")[0].split(",")
+    assert result["optimizer_steps"] == 4 and np.isfinite(float(row[1])) and row[7] == "0"
