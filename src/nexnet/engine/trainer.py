@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ..data import Augment, BatchLoader
 from ..errors import NexnetError
 from ..io import atomic_write_text
-from ..models import create_model
+from ..models import create_model, list_models
 from . import distributed as D
 from .config import dump, model_kwargs
 from .losses import DiceBCELoss, positive_weight
@@ -71,6 +71,8 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     if not resume and (out / "last").exists():
         raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
     say = (lambda msg: tqdm.write(msg)) if env.main and not quiet else (lambda msg: None)
+    if cfg["model"]["name"] not in list_models():
+        create_model(cfg["model"]["name"])  # fails fast, naming close matches, before any decoding
 
     # Rank 0 decodes first; the others then read the finished cache.
     if env.main:
