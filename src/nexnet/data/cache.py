@@ -10,7 +10,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -164,6 +163,3 @@ def build_arrays(pairs: list[Pair], size: int, workers: int | None = None, skip_
     masks = np.load(entry / "masks.npy", mmap_mode="r")
     return ArrayCache(ids, images, masks, facts, entry)
 
-
-def clear_cache() -> None:
-    shutil.rmtree(cache_root(), ignore_errors=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +69,3 @@ def run_dir_of(checkpoint: str | Path) -> Path | None:
     parent = Path(checkpoint).resolve().parent
     return parent if (parent / "split.json").is_file() and (parent / "config.yaml").is_file() else None
 
-
-def checkpoint_meta(checkpoint: str | Path) -> dict:
-    return json.loads((Path(checkpoint) / "config.json").read_text())
