@@ -57,8 +57,8 @@ def format_summary(s: dict[str, Any]) -> str:
         a = s["authors_protocol"]
         lines.append(f"{'authors protocol Dice':<22}{a['dice']:>10.4f}  ({a['label']})")
     lines.append(f"{s['cases']} cases; threshold {s.get('threshold', {}).get('value', '-')} "
-                 f"({s.get('threshold', {}).get('chosen_on', '-')}); {s['hd95_undefined_cases']} cases "
-                 "with an empty mask have no HD95")  # fmt: skip
+                 f"({s.get('threshold', {}).get('chosen_on', '-')}); HD95 undefined (an empty "
+                 f"mask) for {s['hd95_undefined_cases']} of them")  # fmt: skip
     return "\n".join(lines)
 
 

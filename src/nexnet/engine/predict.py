@@ -123,8 +123,10 @@ def score(pred_dir: str | Path, gt_dir: str | Path, out: str | Path | None = Non
     if not common:
         raise NexnetError(f"no file stems in common between {pred_dir} and {gt_dir} "
                           f"(e.g. {next(iter(preds), '-')} and {gt_stems[0] if gt_stems else '-'})")  # fmt: skip
-    for stem in sorted(set(gts) - set(preds)):
-        say(f"warning: no prediction for {gts[stem]}")
+    unpredicted = sorted(set(gts) - set(preds))
+    if unpredicted:
+        say(f"warning: {len(unpredicted)} ground-truth masks have no prediction (e.g. {gts[unpredicted[0]].name}); "
+            f"scoring the {len(common)} in common")  # fmt: skip
     cases, problems = [], []
     for stem in tqdm(common, desc="scoring", leave=False):
         try:
