@@ -70,7 +70,7 @@ def run_cell(run: Path, cfg: dict, dataset: str, folder: Path, say: Callable[[st
         resume = (run / "last" / "state.json").is_file()
         say(f"{run}: {'resuming' if resume else 'training'}")
         try:
-            result = train(cfg, run, resume=resume, quiet=True)
+            result = train(cfg, run, resume=resume)  # its epoch lines are the grid's progress
         except (NexnetError, ValueError) as e:
             say(f"{run}: skipped ({e})")
             return None
