@@ -97,3 +97,16 @@ def test_reproduce_table4_quick(tmp_path):
     assert main(["reproduce", "--table", "4", "--quick", "--models", "segformer_b0", "--out", str(tmp_path)]) == 0
     assert "segformer_b0" in (tmp_path / "table4.md").read_text()
     assert json.loads((tmp_path / "table4.json").read_text())[0]["params"] > 3_000_000
+
+
+def test_reproduce_table2_quick_runs_the_ablation_with_pretraining(tmp_path, data):
+    args = ["reproduce", "--table", "2", "--quick", "--data-root", str(data), "--datasets", "folder",
+            "--out", str(tmp_path), "--device", "cpu", "--set", "train.epochs=1", "--set", "train.batch_size=4",
+            "--set", "model.widths=[4,4,8,8,8,8]"]  # fmt: skip
+    assert main(args) == 0
+    lines = (tmp_path / "table2.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["baseline", "no_ssl_no_masa", "no_ssl", "no_masa", "full"]
+    assert (tmp_path / "table2" / "folder" / "pretrain" / "best").is_dir()
+    assert (tmp_path / "table2_ablation.png").is_file()
+    cfg = (tmp_path / "table2" / "folder" / "full" / "config.yaml").read_text()
+    assert "ssl: true" in cfg and "ssl_checkpoint:" in cfg
