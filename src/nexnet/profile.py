@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -56,17 +60,6 @@ def measure_latency(model: nn.Module, *inputs: torch.Tensor, warmup: int = 3, re
     return {"median_s": statistics.median(times), "iqr_s": q[2] - q[0], "repeats": repeats}
 
 
-def return_freed_memory_to_the_os() -> None:
-    """Make glibc hand large freed blocks straight back (a fixed 64 KiB mmap threshold), so that peak
-    resident memory measures each call rather than what earlier calls left cached. Linux/glibc only."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").mallopt(-3, 65536)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         m = re.search(rf"{field}:\s+(\d+)", f.read())
@@ -96,6 +89,36 @@ def peak_extra_memory_mb(fn: Callable[[], object], device: torch.device | str = 
     return (_status_kb("VmHWM") - base) / 1024
 
 
+def forward_peak_memory_mb(model: nn.Module, batch: int, h: int, w: int, device: str | torch.device) -> float | None:
+    """Peak memory of one inference forward pass (after a warm-up) of a registered model.
+
+    On CPU it runs in a fresh interpreter with glibc's mmap threshold fixed at 64 KiB, so that memory
+    freed by earlier calls cannot hide the peak; the threshold would slow timing, so not in this process.
+    """
+    name = getattr(model, "model_name", "")
+    if torch.device(device).type == "cuda" or not name:
+        x = torch.randn(batch, getattr(model, "in_channels", 3), h, w, device=device)
+        with torch.inference_mode():
+            model(x)
+            return peak_extra_memory_mb(lambda: model(x), device)
+    code = (
+        "import json, sys, torch\n"
+        "from nexnet.models import create_model\n"
+        "from nexnet.profile import peak_extra_memory_mb\n"
+        "a = json.loads(sys.argv[1])\n"
+        "m = create_model(a['name'], **a['config']).eval()\n"
+        "x = torch.randn(a['batch'], getattr(m, 'in_channels', 3), a['h'], a['w'])\n"
+        "with torch.inference_mode():\n"
+        "    m(x)\n"
+        "    print(peak_extra_memory_mb(lambda: m(x)))\n"
+    )
+    arg = json.dumps({"name": name, "config": model.config, "batch": batch, "h": h, "w": w})
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    r = subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True, env=env)
+    last = r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else "None"
+    return None if last == "None" else float(last)
+
+
 def measure_throughput(model: nn.Module, batch: torch.Tensor, repeats: int = 3) -> float:
     """Inference images per second on ``batch``, median of ``repeats`` after one warm-up."""
     t = measure_latency(model, batch, warmup=1, repeats=repeats)["median_s"]
@@ -114,7 +137,6 @@ def profile_model(
 ) -> dict[str, Any]:
     """Parameters, GMACs/GFLOPs (per image) and median latency of ``model`` on a random input."""
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-    return_freed_memory_to_the_os()
     model = model.to(device)
     in_channels = getattr(model, "in_channels", 3)
     one = torch.randn(1, in_channels, h, w, device=device)
@@ -133,8 +155,7 @@ def profile_model(
     if latency:
         batch = torch.randn(batch_size, in_channels, h, w, device=device)
         row.update(measure_latency(model, batch, warmup=warmup, repeats=repeats))
-        with torch.inference_mode():
-            row["peak_mb"] = peak_extra_memory_mb(lambda: model(batch), device)
+        row["peak_mb"] = forward_peak_memory_mb(model, batch_size, h, w, device)
     if throughput_batch:
         big = torch.randn(throughput_batch, in_channels, h, w, device=device)
         row["throughput_batch"] = throughput_batch

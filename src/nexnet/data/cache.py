@@ -162,4 +162,3 @@ def build_arrays(pairs: list[Pair], size: int, workers: int | None = None, skip_
     images = np.load(entry / "images.npy", mmap_mode="r")
     masks = np.load(entry / "masks.npy", mmap_mode="r")
     return ArrayCache(ids, images, masks, facts, entry)
-

@@ -68,4 +68,3 @@ def run_dir_of(checkpoint: str | Path) -> Path | None:
     """The training run folder holding ``checkpoint`` (``RUN/best``), if it is one."""
     parent = Path(checkpoint).resolve().parent
     return parent if (parent / "split.json").is_file() and (parent / "config.yaml").is_file() else None
-
