@@ -59,7 +59,7 @@ def find_gt(gt_dir: Path | None, stems: list[str]) -> dict[str, Path]:
 
 def predict(checkpoint: str | Path | None, inp: str | Path, out: str | Path, overlays: bool = False,
             gt: str | Path | None = None, tta: bool = False, device: str = "auto",
-            say: Callable[[str], None] = print, onnx: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
+            say: Callable[[str], None] = tqdm.write, onnx: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
     inp, out = Path(inp), Path(out)
     files = input_images(inp)
     _check_out(inp, out)
@@ -110,7 +110,7 @@ def read_prediction(path: Path) -> np.ndarray:
 
 
 def score(pred_dir: str | Path, gt_dir: str | Path, out: str | Path | None = None,
-          say: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+          say: Callable[[str], None] = tqdm.write) -> dict[str, Any]:  # fmt: skip
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     for d, flag in ((pred_dir, "--pred"), (gt_dir, "--gt")):
         if not d.is_dir():
