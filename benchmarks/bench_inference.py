@@ -1,20 +1,19 @@
 """NExNet Seg against UNet: batch-1 inference latency at 224 px, measured side by side in one run.
 
     python benchmarks/bench_inference.py [--model nexnet_seg] [--reference unet] [--size 224] [--rounds 5]
+        [--device cuda] [--amp] [--compile] [--system-malloc] [--default-layout]
 
-The two models are timed in alternating rounds (median of each) so that machine load hits both.
-Target on CPU: NExNet Seg / UNet <= 0.45.
+Both models run as the ``nexnet`` command line runs them (channels_last where a model prefers it,
+freed memory kept for reuse); the last two flags undo that. They are timed in alternating rounds
+(median of each) so that machine load hits both. Target on CPU: NExNet Seg / UNet <= 0.45.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import torch
-from common import median_time
-
-import nexnet
+from common import add_runtime_flags, alternating_medians, apply_runtime, autocast, build, describe, synchronizer
 
 
 def main() -> None:
@@ -22,31 +21,31 @@ def main() -> None:
     p.add_argument("--model", default="nexnet_seg")
     p.add_argument("--reference", default="unet")
     p.add_argument("--size", type=int, default=224)
+    p.add_argument("--batch", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per round")
+    add_runtime_flags(p)
     args = p.parse_args()
-    dev = torch.device(args.device)
-    x = torch.rand(1, 3, args.size, args.size, device=dev)
-    models = {n: nexnet.create_model(n).to(dev).eval() for n in (args.model, args.reference)}
-    times: dict[str, list[float]] = {n: [] for n in models}
-    ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if args.amp else torch.autocast(dev.type, enabled=False)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    dev = apply_runtime(args)
+    sync = synchronizer(dev)
+    x = torch.rand(args.batch, 3, args.size, args.size, device=dev)
+    models = {n: build(n, dev, args).eval() for n in (args.model, args.reference)}
 
-    def run(m):  # noqa: ANN001, ANN202
-        m(x)
-        sync()
+    def runner(m):  # noqa: ANN001, ANN202
+        def run() -> None:
+            m(x)
+            sync()
 
-    with torch.inference_mode(), ctx:
-        for _ in range(args.rounds):
-            for name, m in models.items():
-                times[name].append(median_time(lambda m=m: run(m), repeats=3))
-    med = {n: statistics.median(t) for n, t in times.items()}
-    print(f"torch {torch.__version__}, {dev}, {torch.get_num_threads()} threads, batch 1, {args.size}px, "
-          f"amp {'bf16' if args.amp else 'off'}, median of {args.rounds} rounds x 3")  # fmt: skip
+        return run
+
+    with torch.inference_mode(), autocast(dev, args.amp):
+        for m in models.values():  # compile (if asked) and cache before any timing
+            runner(m)()
+        med = alternating_medians({n: runner(m) for n, m in models.items()}, args.rounds, args.repeats)
+    print(f"{describe(args, dev)}; batch {args.batch}, {args.size}px, median of {args.rounds} rounds x {args.repeats}")
     for n in models:
-        print(f"{n:<14} {med[n] * 1e3:9.1f} ms")
-    print(f"{args.model} / {args.reference}: {med[args.model] / med[args.reference]:.3f} (target <= 0.45)")
+        print(f"{n:<14} {med[n] * 1e3:9.2f} ms")
+    print(f"{args.model} / {args.reference} latency: {med[args.model] / med[args.reference]:.3f} (target <= 0.45)")
 
 
 if __name__ == "__main__":

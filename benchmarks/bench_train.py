@@ -1,8 +1,11 @@
 """NExNet Seg against UNet: training images per second at 224 px, measured side by side in one run.
 
-    python benchmarks/bench_train.py [--batch 4] [--steps 3] [--size 224]
+    python benchmarks/bench_train.py [--batch 4] [--rounds 3] [--size 224]
+        [--device cuda] [--amp] [--compile] [--system-malloc] [--default-layout]
 
-One step: forward, Dice+BCE loss, backward, gradient clipping, Adam. Target: NExNet / UNet >= 2.0.
+One step: forward, Dice+BCE loss, backward, gradient clipping, Adam, as ``nexnet train`` does it
+(channels_last where a model prefers it, freed memory kept for reuse; the last two flags undo that).
+The models take turns each round. Target: NExNet / UNet >= 2.0.
 """
 
 from __future__ import annotations
@@ -10,20 +13,22 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import median_time
+from common import add_runtime_flags, alternating_medians, apply_runtime, autocast, build, describe, synchronizer
 
-import nexnet
 from nexnet.engine.losses import DiceBCELoss
 
 
-def make_step(model, x, y):  # noqa: ANN001, ANN201
-    opt = torch.optim.Adam(model.parameters(), 1e-4)
-    loss_fn = DiceBCELoss(3.0)
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+def make_step(model, x, y, amp: bool = False):  # noqa: ANN001, ANN201
+    """One optimizer step of ``model`` on ``(x, y)``, synchronised on CUDA."""
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-4)
+    loss_fn = DiceBCELoss(3.0).to(x.device)
+    sync = synchronizer(x.device)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+        with autocast(x.device, amp):
+            logits = model(x)
+        loss_fn(logits.float(), y).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         opt.step()
         sync()
@@ -37,22 +42,23 @@ def main() -> None:
     p.add_argument("--reference", default="unet")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=1, help="timed steps per round")
+    add_runtime_flags(p)
     args = p.parse_args()
-    dev = torch.device(args.device)
+    dev = apply_runtime(args)
     x = torch.rand(args.batch, 3, args.size, args.size, device=dev)
     y = (torch.rand(args.batch, 1, args.size, args.size, device=dev) > 0.8).float()
-    rate = {}
+    steps = {}
     for name in (args.model, args.reference):
-        model = nexnet.create_model(name).to(dev).train()
-        rate[name] = args.batch / median_time(make_step(model, x, y), args.steps, warmup=1)
-    print(f"torch {torch.__version__}, {dev}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"{args.size}px, median of {args.steps} steps")  # fmt: skip
-    for n, r in rate.items():
-        print(f"{n:<14} {r:8.2f} images/s")
-    print(f"{args.model} / {args.reference} training throughput: {rate[args.model] / rate[args.reference]:.3f} "
-          "(target >= 2.0)")  # fmt: skip
+        steps[name] = make_step(build(name, dev, args).train(), x, y, args.amp)
+        steps[name]()  # compile (if asked), optimizer state, decay masks
+    med = alternating_medians(steps, args.rounds, args.repeats)
+    print(f"{describe(args, dev)}; batch {args.batch}, {args.size}px, median of {args.rounds} rounds x {args.repeats}")
+    for n, t in med.items():
+        print(f"{n:<14} {args.batch / t:8.2f} images/s ({t * 1e3:.0f} ms/step)")
+    ratio = med[args.reference] / med[args.model]
+    print(f"{args.model} / {args.reference} training throughput: {ratio:.3f} (target >= 2.0)")
 
 
 if __name__ == "__main__":

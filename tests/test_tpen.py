@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from nexnet.models import TPEN
+from nexnet.models.tpen import PowerSeries, power_series
 
 
 def test_tpen_equals_batchnorm_of_power_series():
@@ -54,3 +55,37 @@ def test_tpen_finite_under_autocast_for_large_inputs(dtype):
 def test_order_must_be_positive():
     with pytest.raises(ValueError, match="order"):
         TPEN(2, order=0)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+@pytest.mark.parametrize("clip", [None, 1.5])
+def test_fused_power_series_matches_recorded_autograd(order, clip):
+    torch.manual_seed(order)
+    x = (torch.randn(2, 3, 4, 5, dtype=torch.float64) * 2).requires_grad_()
+    a = torch.randn(order, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    fused = PowerSeries.apply(x, a, clip)
+    reference = power_series(x, a, clip)
+    torch.testing.assert_close(fused, reference)
+    grads = torch.autograd.grad(fused, (x, a), g)
+    torch.testing.assert_close(grads, torch.autograd.grad(reference, (x, a), g))
+    if clip is not None and order > 1:
+        clipped = x.detach().abs() > clip
+        assert clipped.any() and (grads[0][clipped] == 0).all()
+
+
+def test_fused_power_series_gradcheck():
+    x = (torch.randn(2, 2, 3, 3, dtype=torch.float64) * 1.5).requires_grad_()
+    a = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, a: PowerSeries.apply(x, a, 2.0), (x, a))
+
+
+def test_fused_tpen_channels_last_and_explicit_formula():
+    # channels_last input, explicit powers (not Horner), float32: the layout must not change values.
+    torch.manual_seed(1)
+    layer = TPEN(4, order=3, clip=2.0)
+    x = (torch.randn(2, 4, 6, 5) * 2).to(memory_format=torch.channels_last)
+    a = layer.coefficients.detach()
+    xc = x.clamp(-2, 2)
+    expected = sum(a[n - 1].view(1, 4, 1, 1) * xc**n for n in (1, 2, 3))
+    torch.testing.assert_close(layer.expand(x), expected, rtol=1e-5, atol=1e-5)

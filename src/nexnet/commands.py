@@ -147,7 +147,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             data__mask_suffix=args.mask_suffix, data__skip_bad=args.skip_bad or None,
             data__workers=args.workers, train__epochs=args.epochs, train__batch_size=args.batch_size,
             train__device=args.device, train__amp=args.amp or None, train__seed=args.seed,
-            train__max_minutes=args.max_minutes,
+            train__max_minutes=args.max_minutes, train__compile=args.compile or None,
         )  # fmt: skip
         if args.ssl_checkpoint:
             cfg = merge(cfg, {"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},

@@ -17,6 +17,8 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from .runtime import place_model
+
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
@@ -105,8 +107,9 @@ def forward_peak_memory_mb(model: nn.Module, batch: int, h: int, w: int, device:
         "import json, sys, torch\n"
         "from nexnet.models import create_model\n"
         "from nexnet.profile import peak_extra_memory_mb\n"
+        "from nexnet.runtime import place_model\n"
         "a = json.loads(sys.argv[1])\n"
-        "m = create_model(a['name'], **a['config']).eval()\n"
+        "m = place_model(create_model(a['name'], **a['config']), 'cpu').eval()\n"
         "x = torch.randn(a['batch'], getattr(m, 'in_channels', 3), a['h'], a['w'])\n"
         "with torch.inference_mode():\n"
         "    m(x)\n"
@@ -137,7 +140,7 @@ def profile_model(
 ) -> dict[str, Any]:
     """Parameters, GMACs/GFLOPs (per image) and median latency of ``model`` on a random input."""
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-    model = model.to(device)
+    model = place_model(model, device)
     in_channels = getattr(model, "in_channels", 3)
     one = torch.randn(1, in_channels, h, w, device=device)
     flops = count_flops(model, one)

@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
         "epochs": 250, "batch_size": 64, "lr": 1.0e-4, "weight_decay": 1.0e-4, "warmup_epochs": 5,
         "plateau_factor": 0.5, "plateau_patience": 10, "min_lr": 1.0e-6, "early_stop": 30,
         "grad_clip": 0.5, "seed": 0, "device": "auto", "amp": False, "max_minutes": None,
-        "eval_batch_size": 16, "ssl_checkpoint": None,
+        "eval_batch_size": 16, "ssl_checkpoint": None, "compile": False,
     },
     "loss": {"bce_weight": 1.0, "dice_weight": 1.0, "pos_weight": "auto"},
     "augment": {

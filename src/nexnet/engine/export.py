@@ -34,7 +34,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, dynamic: bool = False, 
                 opset: int = 17, say=print) -> dict[str, float]:  # noqa: ANN001  # fmt: skip
     """Export ``checkpoint`` to ``out`` and check it with onnxruntime on a random input and an image."""
     onnx, ort = _require_onnx()
-    pred = Predictor.load(checkpoint, "cpu")
+    pred = Predictor.load(checkpoint, "cpu", fast_layout=False)
     model, size = pred.model.eval(), pred.image_size
     example = torch.rand(1, 3, size, size)
     axes = {"image": {0: "batch"}, "logits": {0: "batch"}}

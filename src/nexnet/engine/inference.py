@@ -13,6 +13,7 @@ from PIL import Image
 
 from ..models import from_pretrained
 from ..models.base import read_config
+from ..runtime import place_model
 
 
 @dataclass
@@ -26,11 +27,12 @@ class Predictor:
     checkpoint: str = ""
 
     @classmethod
-    def load(cls, checkpoint: str | Path, device: str = "auto") -> Predictor:
+    def load(cls, checkpoint: str | Path, device: str = "auto", fast_layout: bool = True) -> Predictor:
+        """``fast_layout``: channels_last weights where the model prefers them (off for export)."""
         cfg = read_config(checkpoint)  # refuses pickles and malformed folders with one line
         dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                            ("cpu" if device == "auto" else device))  # fmt: skip
-        model = from_pretrained(checkpoint).to(dev).eval()
+        model = place_model(from_pretrained(checkpoint), dev, fast_layout).eval()
         return cls(model, int(cfg.get("image_size", 224)), dev, float(cfg.get("threshold", 0.5)), str(checkpoint))
 
     @torch.no_grad()

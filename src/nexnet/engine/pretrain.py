@@ -15,6 +15,7 @@ from ..errors import NexnetError
 from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model, from_pretrained
 from ..plots import image_grid, line_chart, save_png
+from ..runtime import place_model
 from . import distributed as D
 from .config import dump
 from .recon_losses import ReconstructionLoss, VGG16Features, psnr, ssim
@@ -91,7 +92,7 @@ def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = Fal
     atomic_write_json(out / "images.json", {"train": [ids[i] for i in sorted(train_rows)],
                                             "holdout": [ids[i] for i in val_rows]})  # fmt: skip
     torch.manual_seed(cfg["seed"])
-    model = create_model("ssl_autoencoder").to(device)
+    model = place_model(create_model("ssl_autoencoder"), device)
     vgg = VGG16Features.from_file(cfg["vgg_weights"]).to(device) if cfg.get("vgg_weights") else None
     loss_fn = ReconstructionLoss(vgg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])

@@ -59,6 +59,14 @@ def save_training_state(directory: Path, model: torch.nn.Module, optimizer: torc
         atomic_write_json(tmp / "state.json", skeleton)
 
 
+def _match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give loaded per-parameter state (saved contiguous) its parameter's memory layout again."""
+    for p, st in optimizer.state.items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
 def load_training_state(directory: Path, model: torch.nn.Module,
                         optimizer: torch.optim.Optimizer) -> dict[str, Any]:  # fmt: skip
     """Restore model, optimizer and RNG from ``directory``; return the rest of ``state.json``."""
@@ -70,5 +78,6 @@ def load_training_state(directory: Path, model: torch.nn.Module,
     tensors = load_file(files[1])
     state = join_tensors(json.loads(files[2].read_text()), tensors)
     optimizer.load_state_dict(_int_keys(state.pop("optimizer")))
+    _match_parameter_layouts(optimizer)
     torch.set_rng_state(state.pop("rng")["torch"])
     return state

@@ -16,6 +16,7 @@ from ..data import Augment, BatchLoader
 from ..errors import NexnetError
 from ..io import atomic_write_text
 from ..models import create_model, list_models
+from ..runtime import place_model
 from . import distributed as D
 from .config import dump, model_kwargs
 from .losses import DiceBCELoss, positive_weight
@@ -97,7 +98,7 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
             data.split.save(out / "split.json")
 
     torch.manual_seed(tc["seed"])
-    model = create_model(cfg["model"]["name"], **model_kwargs(cfg)).to(device)
+    model = place_model(create_model(cfg["model"]["name"], **model_kwargs(cfg)), device)
     if tc.get("ssl_checkpoint") and not resume:
         load_ssl_encoder(model, tc["ssl_checkpoint"])
     elif cfg["model"].get("ssl") and not resume:
@@ -122,6 +123,8 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     rows: list[dict] = state.pop("log", [])  # log.csv is rewritten from the state, so a kill loses no row
 
     net = DistributedDataParallel(model) if env.world > 1 else model
+    if tc.get("compile"):  # true: the default backend (inductor); a string names another
+        net = torch.compile(net, **({} if tc["compile"] is True else {"backend": str(tc["compile"])}))
     loader = BatchLoader(data.arrays.images, data.arrays.masks, train_rows, tc["batch_size"], device,
                          shuffle=True, augment=_augment(cfg), seed=tc["seed"], drop_last=True,
                          rank=env.rank, world=env.world)  # fmt: skip
@@ -130,6 +133,7 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         f"{cfg['model']['name']} on {cfg['data']['dataset']} ({data.split.name}): train {len(train_rows)}, "
         f"val {len(val_rows)}, test {len(data.split.test)} at {cfg['data']['image_size']}px; {device}, "
         f"{env.world} process(es), {torch.get_num_threads()} threads, amp {amp}, pos_weight {pos_weight:.2f}"
+        f"{', compiled' if tc.get('compile') else ''}"
     )
 
     budget = tc.get("max_minutes")

@@ -26,11 +26,15 @@ class SegmentationModel(nn.Module):
     """A model that knows the registry name and keyword arguments that rebuild it.
 
     Subclasses set ``self.config`` (JSON-serialisable constructor arguments) in ``__init__``;
-    ``create_model`` sets ``self.model_name``.
+    ``create_model`` sets ``self.model_name``. ``prefers_channels_last`` says whether the engine
+    should store the weights channels_last.
     """
 
     model_name: str = ""
     config: dict[str, Any]
+    # Convolutional models run faster with channels_last weights on CPU (measured in
+    # docs/performance.md); the engine applies it through nexnet.runtime.place_model.
+    prefers_channels_last: bool = True
 
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
         """Write ``model.safetensors`` and ``config.json`` to ``directory``, atomically as a folder."""

@@ -90,6 +90,8 @@ class MiTBlock(nn.Module):
 class SegFormer(SegmentationModel):
     """MiT encoder + all-MLP decoder. Shapes: ``(B, C, H, W)``, H, W multiples of 32 -> ``(B, classes, H, W)``."""
 
+    prefers_channels_last = False  # its token reshapes copy channels_last maps: 11% slower on CPU
+
     def __init__(self, widths: Sequence[int] = (32, 64, 160, 256), depths: Sequence[int] = (2, 2, 2, 2),
                  decoder_width: int = 256, in_channels: int = 3, num_classes: int = 1,
                  dropout: float = 0.1) -> None:  # fmt: skip
