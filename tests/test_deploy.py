@@ -110,3 +110,13 @@ def test_reproduce_table2_quick_runs_the_ablation_with_pretraining(tmp_path, dat
     assert (tmp_path / "table2_ablation.png").is_file()
     cfg = (tmp_path / "table2" / "folder" / "full" / "config.yaml").read_text()
     assert "ssl: true" in cfg and "ssl_checkpoint:" in cfg
+
+
+def test_parity_error_is_relative_only_above_unit_scale():
+    from nexnet.engine.export import TOLERANCE, parity_error
+
+    big = np.array([700.0, -5.0])
+    assert parity_error(big, big + np.array([0.007, 0.0])) == pytest.approx(1e-5)  # rounding at that scale
+    assert parity_error(big, big + np.array([1.0, 0.0])) > TOLERANCE  # a real difference still fails
+    small = np.array([0.5, -0.2])
+    assert parity_error(small, small + 2e-4) == pytest.approx(2e-4)  # absolute below unit scale
