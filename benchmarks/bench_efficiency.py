@@ -3,9 +3,10 @@
     python benchmarks/bench_efficiency.py [--batch 4] [--size 224] [--device cuda] [--amp]
 
 FLOPs of the step (forward and backward) are counted with FlopCounterMode under SDPA's MATH
-backend; the step itself is timed with the default kernels, as ``nexnet train`` runs it. The
-reference is an N x N matrix product in the step's precision: float32, or bf16 under ``--amp``
-(on CUDA, float32 products use TF32 only if torch allows it; cuDNN convolutions do by default).
+backend, grouped convolutions' weight gradients per group (``nexnet.profile.flop_counter``); the
+step itself is timed with the default kernels, as ``nexnet train`` runs it. The reference is an
+N x N matrix product in the step's precision: float32, or bf16 under ``--amp`` (on CUDA, float32
+products use TF32 only if torch allows it; cuDNN convolutions do by default).
 Target: ratio >= 0.6.
 """
 
@@ -17,7 +18,8 @@ import torch
 from bench_train import make_step
 from common import add_runtime_flags, apply_runtime, build, describe, median_time, synchronizer
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
+
+from nexnet.profile import flop_counter
 
 
 def main() -> None:
@@ -41,7 +43,7 @@ def main() -> None:
     x = torch.rand(args.batch, 3, args.size, args.size, device=dev)
     y = (torch.rand(args.batch, 1, args.size, args.size, device=dev) > 0.8).float()
     step = make_step(model, x, y, args.amp)
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
+    with sdpa_kernel(SDPBackend.MATH), flop_counter() as fc:
         step()
     flops = fc.get_total_flops()
     step_time = median_time(step, args.steps, warmup=1)

@@ -112,6 +112,41 @@ def test_train_evaluate_predict_score_end_to_end(data, tmp_path, capsys):
     assert scored["cases"] == 24
 
 
+def test_evaluate_and_predict_under_bf16_autocast(data, tmp_path, capsys):
+    from nexnet.engine.inference import Predictor
+
+    run = tmp_path / "run"
+    train(tiny_cfg(data, epochs=1), run, quiet=True)
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    full, half = Predictor.load(run / "best", "cpu"), Predictor.load(run / "best", "cpu", amp=True)
+    seen = []
+    half.model.head.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    p32, p16 = full.probabilities(images), half.probabilities(images)
+    assert seen == [torch.bfloat16] and p16.dtype == np.float32
+    assert np.abs(p32 - p16).max() < 0.05  # bf16 rounding, not a different model
+    assert (full.precision, half.precision) == ("float32", "bfloat16 autocast")
+
+    assert main(["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root", str(data),
+                 "--out", str(tmp_path / "eval"), "--amp"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text())["precision"] == "bfloat16 autocast"
+    capsys.readouterr()
+    code = main(["predict", "--onnx", str(tmp_path / "m.onnx"), "--input", str(data / "images"),
+                 "--out", str(tmp_path / "p"), "--amp"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--amp applies to --checkpoint" in err and len(err.splitlines()) == 1
+
+
+def test_bf16_on_a_cpu_without_amx_is_flagged(monkeypatch):
+    from nexnet.engine.distributed import slow_autocast_note
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert "no AMX" in slow_autocast_note(torch.bfloat16, cpu)
+    assert slow_autocast_note(None, cpu) == ""  # float32: nothing to say
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert slow_autocast_note(torch.bfloat16, cpu) == ""
+
+
 def test_score_exact_values_on_hand_made_folders(tmp_path):
     for d in ("pred", "gt"):
         (tmp_path / d).mkdir()

@@ -25,6 +25,12 @@ from .errors import NexnetError
 Handler = Callable[[argparse.Namespace], int]
 
 
+AMP_INFERENCE_HELP = (
+    "bf16 autocast (fp16 on CUDA without bf16): on CPUs with AMX about 2x faster for nexnet_seg, "
+    "slower on CPUs without fast bf16; masks can differ from float32 at the edges"
+)
+
+
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -122,8 +128,9 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--image-size", type=int, default=None)
     t.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
-    t.add_argument("--amp", action="store_true", help="autocast: bf16 (or fp16 without bf16) on CUDA, bf16 on CPU "
-                   "(on CPUs without fast bf16 this is slower than float32; see docs/performance.md)")  # fmt: skip
+    t.add_argument("--amp", action="store_true", help="autocast: bf16 (or fp16 without bf16) on CUDA, bf16 on CPU: "
+                   "on CPUs with AMX 1.7x the images/s for nexnet_seg, slower on CPUs without fast bf16 "
+                   "(docs/performance.md)")  # fmt: skip
     t.add_argument("--compile", action="store_true",
                    help="torch.compile the training forward pass: +20%% images/s for nexnet_seg with --amp on an "
                         "H100, none on CPU; the first steps wait for the compiler")  # fmt: skip
@@ -177,6 +184,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
                    help="paper: also the authors' batch-pooled, test-thresholded Dice, labelled")  # fmt: skip
     e.add_argument("--out", default=None, help="folder for summary.json (default: the checkpoint folder)")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    e.add_argument("--amp", action="store_true", help=AMP_INFERENCE_HELP)
     e.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="masks (and overlays) for an image or a folder of images")
@@ -188,6 +196,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gt", default=None, help="ground-truth mask folder, drawn in blue on overlays")
     p.add_argument("--tta", action="store_true")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--amp", action="store_true", help=AMP_INFERENCE_HELP)
     p.set_defaults(func=cmd_predict)
 
     r = sub.add_parser(

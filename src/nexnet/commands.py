@@ -218,7 +218,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.evaluate import evaluate
 
     evaluate(args.checkpoint, args.dataset, args.data_root, args.split, args.subset, args.threshold,
-             args.tta, args.protocol, args.out or args.checkpoint, args.device)  # fmt: skip
+             args.tta, args.protocol, args.out or args.checkpoint, args.device, amp=args.amp)  # fmt: skip
     return 0
 
 
@@ -226,7 +226,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .engine.predict import predict
 
     result = predict(args.checkpoint, args.input, args.out, args.overlay, args.gt, args.tta, args.device,
-                     onnx=args.onnx)  # fmt: skip
+                     onnx=args.onnx, amp=args.amp)  # fmt: skip
     return 1 if result["failed"] else 0
 
 

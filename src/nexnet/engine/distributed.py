@@ -86,6 +86,14 @@ def autocast_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
     raise NexnetError(f"train.amp={amp!r}: use false, auto, bf16 or fp16")
 
 
+def slow_autocast_note(dtype: torch.dtype | None, device: torch.device) -> str:
+    """A warning for bf16 autocast on a CPU without AMX (where it runs slower than float32), else ''."""
+    if dtype != torch.bfloat16 or device.type != "cpu":
+        return ""
+    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: True)()  # unknown: assume it has
+    return "" if has_amx else "this CPU has no AMX: bf16 autocast runs slower than float32 here"
+
+
 def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:
     if dtype is None:
         return contextlib.nullcontext()

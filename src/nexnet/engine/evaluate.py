@@ -13,6 +13,7 @@ from .. import metrics as M
 from ..data import read_mask
 from ..errors import NexnetError
 from ..io import atomic_write_json
+from .distributed import slow_autocast_note
 from .inference import Predictor, run_dir_of, to_original_size
 from .runs import prepare_data
 
@@ -76,8 +77,10 @@ def _pick_threshold(probs: np.ndarray, gts: list[np.ndarray]) -> float:
 def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split: str | None = None,
              subset: str = "test", threshold: str = "0.5", tta: bool = False, protocol: str = "honest",
              out: str | Path | None = None, device: str = "auto", batch_size: int = 8,
-             say: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
-    pred = Predictor.load(checkpoint, device)
+             say: Callable[[str], None] = print, amp: bool | str = False) -> dict[str, Any]:  # fmt: skip
+    pred = Predictor.load(checkpoint, device, amp=amp)
+    if note := slow_autocast_note(pred.amp, pred.device):
+        say(f"note: {note}")
     run = run_dir_of(checkpoint)
     if split is None and run is not None:
         split = str(run / "split.json")  # the exact cases of the training run
@@ -109,7 +112,7 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
              for i, p, g in zip(ids, probs, gts)]  # fmt: skip
     extra = {
         "checkpoint": str(checkpoint), "dataset": dataset, "split": data.split.name, "subset": subset,
-        "protocol": protocol, "tta": tta, "image_size": pred.image_size,
+        "protocol": protocol, "tta": tta, "image_size": pred.image_size, "precision": pred.precision,
         "threshold": {"value": thr, "chosen_on": chosen_on},
     }  # fmt: skip
     summary = summarise(cases, extra)

@@ -14,26 +14,35 @@ from PIL import Image
 from ..models import from_pretrained
 from ..models.base import read_config
 from ..runtime import place_model
+from .distributed import autocast, autocast_dtype
 
 
 @dataclass
 class Predictor:
-    """A model with what it needs to run: input size, device and threshold."""
+    """A model with what it needs to run: input size, device, threshold and precision."""
 
     model: torch.nn.Module
     image_size: int
     device: torch.device
     threshold: float = 0.5
     checkpoint: str = ""
+    amp: torch.dtype | None = None
 
     @classmethod
-    def load(cls, checkpoint: str | Path, device: str = "auto", fast_layout: bool = True) -> Predictor:
-        """``fast_layout``: channels_last weights where the model prefers them (off for export)."""
+    def load(cls, checkpoint: str | Path, device: str = "auto", fast_layout: bool = True,
+             amp: bool | str = False) -> Predictor:  # fmt: skip
+        """``fast_layout``: channels_last weights where the model prefers them (off for export).
+        ``amp``: autocast, as ``train.amp`` (bf16 on CPU; bf16 or fp16 on CUDA)."""
         cfg = read_config(checkpoint)  # refuses pickles and malformed folders with one line
         dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                            ("cpu" if device == "auto" else device))  # fmt: skip
         model = place_model(from_pretrained(checkpoint), dev, fast_layout).eval()
-        return cls(model, int(cfg.get("image_size", 224)), dev, float(cfg.get("threshold", 0.5)), str(checkpoint))
+        return cls(model, int(cfg.get("image_size", 224)), dev, float(cfg.get("threshold", 0.5)), str(checkpoint),
+                   autocast_dtype(amp, dev))  # fmt: skip
+
+    @property
+    def precision(self) -> str:
+        return "float32" if self.amp is None else f"{str(self.amp).removeprefix('torch.')} autocast"
 
     @torch.no_grad()
     def probabilities(self, images: np.ndarray, batch_size: int = 8, tta: bool = False) -> np.ndarray:
@@ -49,7 +58,9 @@ class Predictor:
             acc = torch.zeros(x.shape[0], 1, *x.shape[2:], device=self.device)
             for dims in flips:
                 xi = x.flip(dims) if dims else x
-                p = torch.sigmoid(self.model(xi).float()[:, :1])
+                with autocast(self.amp, self.device):
+                    logits = self.model(xi)
+                p = torch.sigmoid(logits.float()[:, :1])
                 acc += p.flip(dims) if dims else p
             out.append((acc / len(flips))[:, 0].cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size), np.float32)

@@ -15,6 +15,7 @@ from ..data.readers import mask_intensity
 from ..errors import DataError, NexnetError
 from ..io import atomic_write_json
 from ..plots import image_grid, overlay, save_png
+from .distributed import slow_autocast_note
 from .evaluate import format_summary, score_case, summarise
 from .inference import Predictor, resize_input, to_original_size
 
@@ -59,16 +60,21 @@ def find_gt(gt_dir: Path | None, stems: list[str]) -> dict[str, Path]:
 
 def predict(checkpoint: str | Path | None, inp: str | Path, out: str | Path, overlays: bool = False,
             gt: str | Path | None = None, tta: bool = False, device: str = "auto",
-            say: Callable[[str], None] = tqdm.write, onnx: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
+            say: Callable[[str], None] = tqdm.write, onnx: str | Path | None = None,
+            amp: bool | str = False) -> dict[str, Any]:  # fmt: skip
     inp, out = Path(inp), Path(out)
     files = input_images(inp)
     _check_out(inp, out)
     if onnx is not None:
+        if amp:
+            raise NexnetError("--amp applies to --checkpoint; an ONNX file runs in the precision it was exported in")
         from .export import OnnxPredictor
 
         pred: Predictor | OnnxPredictor = OnnxPredictor.load(onnx)
     elif checkpoint is not None:
-        pred = Predictor.load(checkpoint, device)
+        pred = Predictor.load(checkpoint, device, amp=amp)
+        if note := slow_autocast_note(pred.amp, pred.device):
+            say(f"note: {note}")
     else:
         raise NexnetError("give --checkpoint DIR or --onnx FILE")
     names = output_names(files)

@@ -129,10 +129,11 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
                          shuffle=True, augment=_augment(cfg), seed=tc["seed"], drop_last=True,
                          rank=env.rank, world=env.world)  # fmt: skip
     val_loader = BatchLoader(data.arrays.images, data.arrays.masks, val_rows, tc["eval_batch_size"], device)
+    slow_note = f" ({note})" if (note := D.slow_autocast_note(amp, device)) else ""
     say(
         f"{cfg['model']['name']} on {cfg['data']['dataset']} ({data.split.name}): train {len(train_rows)}, "
         f"val {len(val_rows)}, test {len(data.split.test)} at {cfg['data']['image_size']}px; {device}, "
-        f"{env.world} process(es), {torch.get_num_threads()} threads, amp {amp}, pos_weight {pos_weight:.2f}"
+        f"{env.world} process(es), {torch.get_num_threads()} threads, amp {amp}{slow_note}, pos_weight {pos_weight:.2f}"
         f"{', compiled' if tc.get('compile') else ''}"
     )
 

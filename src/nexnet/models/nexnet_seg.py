@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import SegmentationModel
@@ -13,6 +12,7 @@ from .blocks import DoubleConv, NExBlock
 from .input_checks import check_image_batch
 from .registry import register_model
 from .ssl_autoencoder import SSLEncoder
+from .upsample import upsample_bilinear
 
 PAPER_WIDTHS = (32, 64, 128, 256, 256, 512)
 
@@ -119,7 +119,7 @@ class NExNetSeg(SegmentationModel):
             d = torch.cat([d, ssl_embedding.to(d.dtype)], dim=1)
         for block in self.decoder:
             skip = skips.pop()
-            up = F.interpolate(d, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            up = upsample_bilinear(d, size=skip.shape[-2:])
             d = block(torch.cat([up, skip], dim=1))
         return self.head(self.dropout(d))
 

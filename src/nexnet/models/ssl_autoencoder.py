@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import SegmentationModel
 from .blocks import ConvMaSA, DoubleConv
 from .input_checks import check_image_batch
 from .registry import register_model
+from .upsample import upsample_bilinear
 
 AE_WIDTHS = (32, 64, 128, 256, 512, 1024)
 
@@ -69,7 +69,7 @@ class SSLAutoencoder(SegmentationModel):
         d = feats[-1]
         for block in self.decoder:
             skip = skips.pop()
-            up = F.interpolate(d, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            up = upsample_bilinear(d, size=skip.shape[-2:])
             d = block(torch.cat([up, skip], 1))
         return torch.sigmoid(self.head(d))
 

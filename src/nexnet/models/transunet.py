@@ -16,6 +16,7 @@ from torch import nn
 from .base import SegmentationModel
 from .input_checks import check_image_batch
 from .registry import register_model
+from .upsample import upsample_bilinear
 
 
 class StdConv2d(nn.Conv2d):
@@ -100,7 +101,7 @@ class DecoderBlock(nn.Module):
         )  # fmt: skip
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        x = upsample_bilinear(x, scale_factor=2)
         return self.conv(torch.cat([x, skip], 1) if skip is not None else x)
 
 

@@ -7,13 +7,13 @@ bilinear 2x upsampling. Deep supervision averages the four heads' logits (``deep
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import SegmentationModel
 from .blocks import DoubleConv
 from .input_checks import check_image_batch
 from .registry import register_model
+from .upsample import upsample_bilinear
 
 
 class UNetPlusPlus(SegmentationModel):
@@ -46,7 +46,7 @@ class UNetPlusPlus(SegmentationModel):
         for j in range(1, 5):
             for i in range(5 - j):
                 below = grid[i + 1, j - 1]
-                up = F.interpolate(below, scale_factor=2, mode="bilinear", align_corners=False)
+                up = upsample_bilinear(below, scale_factor=2)
                 grid[i, j] = self.nodes[f"{i}_{j}"](torch.cat([*(grid[i, k] for k in range(j)), up], dim=1))
         if self.deep_supervision:
             return torch.stack([h(grid[0, j + 1]) for j, h in enumerate(self.heads)]).mean(0)
