@@ -19,6 +19,21 @@ def test_profile_prints_params_and_macs(tmp_path, capsys):
     assert row["median_s"] > 0
 
 
+def test_profile_under_bf16_autocast_times_in_bf16(tmp_path, capsys, monkeypatch):
+    from torch import nn
+
+    seen = []
+    real_forward = nn.Conv2d.forward
+    monkeypatch.setattr(nn.Conv2d, "forward", lambda self, x: seen.append(r := real_forward(self, x)) or r)
+    out = tmp_path / "p.json"
+    assert main(["profile", "--models", "unet", "--image-size", "32", "--repeats", "1", "--warmup", "0",
+                 "--throughput-batch", "0", "--amp", "--json", str(out)]) == 0  # fmt: skip
+    row = json.loads(out.read_text())[0]
+    assert row["precision"] == "bfloat16 autocast" and "bfloat16 autocast" in capsys.readouterr().out
+    assert str(seen[0].dtype) == "torch.float32"  # the FLOP count, first, does not depend on --amp
+    assert str(seen[-1].dtype) == "torch.bfloat16"  # the timed pass
+
+
 def test_unknown_model_is_one_line(capsys):
     assert main(["profile", "--models", "unet9"]) == 2
     err = capsys.readouterr().err.strip()

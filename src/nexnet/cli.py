@@ -64,6 +64,7 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs (default 10)")
     p.add_argument("--no-latency", action="store_true", help="count parameters and MACs only")
+    p.add_argument("--amp", action="store_true", help="time under bf16 autocast (fast on CPUs with AMX and on GPUs)")
     p.add_argument("--throughput-batch", type=int, default=16, help="batch for images/s (0: skip; default 16)")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     p.add_argument("--markdown", metavar="FILE", help="also write a markdown table (the paper's Table 4 shape)")

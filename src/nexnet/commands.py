@@ -34,7 +34,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
             profile_model(
                 model, args.image_size, args.batch_size, args.device,
                 warmup=args.warmup, repeats=args.repeats, latency=not args.no_latency,
-                throughput_batch=0 if args.no_latency else args.throughput_batch,
+                throughput_batch=0 if args.no_latency else args.throughput_batch, amp=args.amp,
             )
         )  # fmt: skip
         del model
@@ -47,7 +47,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         f"(median of {args.repeats} after {args.warmup} warm-up runs), peak memory of that forward pass, "
         f"images/s at batch {args.throughput_batch}; MACs/FLOPs per image, "
         f"counted with FlopCounterMode under the MATH attention backend; device {r['device']}, "
-        f"{r['threads']} threads, torch {torch.__version__}"
+        f"{r['threads']} threads, {r['precision']}, torch {torch.__version__}"
     )
     if args.json:
         atomic_write_json(args.json, rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -60,8 +61,14 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
     return int(fc.get_total_flops())
 
 
-def measure_latency(model: nn.Module, *inputs: torch.Tensor, warmup: int = 3, repeats: int = 10) -> dict[str, float]:
-    """Median and interquartile range of forward-pass wall time in seconds, after ``warmup`` runs."""
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+
+
+def measure_latency(model: nn.Module, *inputs: torch.Tensor, warmup: int = 3, repeats: int = 10,
+                    amp: bool = False) -> dict[str, float]:  # fmt: skip
+    """Median and interquartile range of forward-pass wall time in seconds, after ``warmup`` runs.
+    ``amp``: under bf16 autocast."""
     model.eval()
     device = inputs[0].device
 
@@ -70,7 +77,7 @@ def measure_latency(model: nn.Module, *inputs: torch.Tensor, warmup: int = 3, re
             torch.cuda.synchronize(device)
 
     times = []
-    with torch.inference_mode():
+    with torch.inference_mode(), _autocast(device, amp):
         for i in range(warmup + repeats):
             sync()
             start = time.perf_counter()
@@ -111,7 +118,8 @@ def peak_extra_memory_mb(fn: Callable[[], object], device: torch.device | str = 
     return (_status_kb("VmHWM") - base) / 1024
 
 
-def forward_peak_memory_mb(model: nn.Module, batch: int, h: int, w: int, device: str | torch.device) -> float | None:
+def forward_peak_memory_mb(model: nn.Module, batch: int, h: int, w: int, device: str | torch.device,
+                           amp: bool = False) -> float | None:  # fmt: skip
     """Peak memory of one inference forward pass (after a warm-up) of a registered model.
 
     On CPU it runs in a fresh interpreter with glibc's mmap threshold fixed at 64 KiB, so that memory
@@ -120,7 +128,7 @@ def forward_peak_memory_mb(model: nn.Module, batch: int, h: int, w: int, device:
     name = getattr(model, "model_name", "")
     if torch.device(device).type == "cuda" or not name:
         x = torch.randn(batch, getattr(model, "in_channels", 3), h, w, device=device)
-        with torch.inference_mode():
+        with torch.inference_mode(), _autocast(torch.device(device), amp):
             model(x)
             return peak_extra_memory_mb(lambda: model(x), device)
     code = (
@@ -131,20 +139,21 @@ def forward_peak_memory_mb(model: nn.Module, batch: int, h: int, w: int, device:
         "a = json.loads(sys.argv[1])\n"
         "m = place_model(create_model(a['name'], **a['config']), 'cpu').eval()\n"
         "x = torch.randn(a['batch'], getattr(m, 'in_channels', 3), a['h'], a['w'])\n"
-        "with torch.inference_mode():\n"
+        "amp = torch.autocast('cpu', dtype=torch.bfloat16, enabled=a['amp'])\n"
+        "with torch.inference_mode(), amp:\n"
         "    m(x)\n"
         "    print(peak_extra_memory_mb(lambda: m(x)))\n"
     )
-    arg = json.dumps({"name": name, "config": model.config, "batch": batch, "h": h, "w": w})
+    arg = json.dumps({"name": name, "config": model.config, "batch": batch, "h": h, "w": w, "amp": amp})
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     r = subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True, env=env)
     last = r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else "None"
     return None if last == "None" else float(last)
 
 
-def measure_throughput(model: nn.Module, batch: torch.Tensor, repeats: int = 3) -> float:
+def measure_throughput(model: nn.Module, batch: torch.Tensor, repeats: int = 3, amp: bool = False) -> float:
     """Inference images per second on ``batch``, median of ``repeats`` after one warm-up."""
-    t = measure_latency(model, batch, warmup=1, repeats=repeats)["median_s"]
+    t = measure_latency(model, batch, warmup=1, repeats=repeats, amp=amp)["median_s"]
     return batch.shape[0] / t
 
 
@@ -157,8 +166,10 @@ def profile_model(
     repeats: int = 10,
     latency: bool = True,
     throughput_batch: int = 0,
+    amp: bool = False,
 ) -> dict[str, Any]:
-    """Parameters, GMACs/GFLOPs (per image) and median latency of ``model`` on a random input."""
+    """Parameters, GMACs/GFLOPs (per image) and median latency of ``model`` on a random input.
+    ``amp``: time (and measure memory) under bf16 autocast; the counts do not depend on it."""
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
     model = place_model(model, device)
     in_channels = getattr(model, "in_channels", 3)
@@ -174,15 +185,16 @@ def profile_model(
         "batch_size": batch_size,
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "precision": "bfloat16 autocast" if amp else "float32",
     }
     if latency:
         batch = torch.randn(batch_size, in_channels, h, w, device=device)
-        row.update(measure_latency(model, batch, warmup=warmup, repeats=repeats))
-        row["peak_mb"] = forward_peak_memory_mb(model, batch_size, h, w, device)
+        row.update(measure_latency(model, batch, warmup=warmup, repeats=repeats, amp=amp))
+        row["peak_mb"] = forward_peak_memory_mb(model, batch_size, h, w, device, amp)
     if throughput_batch:
         big = torch.randn(throughput_batch, in_channels, h, w, device=device)
         row["throughput_batch"] = throughput_batch
-        row["images_per_s"] = measure_throughput(model, big)
+        row["images_per_s"] = measure_throughput(model, big, amp=amp)
     return row
 
 

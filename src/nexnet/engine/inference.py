@@ -51,18 +51,16 @@ class Predictor:
         With ``tta`` the probabilities are averaged over identity, horizontal, vertical and both flips.
         """
         out = []
-        for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.array(images[start : start + batch_size], copy=True))
-            x = x.to(self.device).permute(0, 3, 1, 2).float().div_(255)
-            flips: Iterable[tuple[int, ...]] = [(), (3,), (2,), (2, 3)] if tta else [()]
-            acc = torch.zeros(x.shape[0], 1, *x.shape[2:], device=self.device)
-            for dims in flips:
-                xi = x.flip(dims) if dims else x
-                with autocast(self.amp, self.device):
-                    logits = self.model(xi)
-                p = torch.sigmoid(logits.float()[:, :1])
-                acc += p.flip(dims) if dims else p
-            out.append((acc / len(flips))[:, 0].cpu().numpy())
+        with autocast(self.amp, self.device):  # one region: weights are cast to bf16 once, not per batch
+            for start in range(0, len(images), batch_size):
+                x = torch.from_numpy(np.array(images[start : start + batch_size], copy=True))
+                x = x.to(self.device).permute(0, 3, 1, 2).float().div_(255)
+                flips: Iterable[tuple[int, ...]] = [(), (3,), (2,), (2, 3)] if tta else [()]
+                acc = torch.zeros(x.shape[0], 1, *x.shape[2:], device=self.device)
+                for dims in flips:
+                    p = torch.sigmoid(self.model(x.flip(dims) if dims else x).float()[:, :1])
+                    acc += p.flip(dims) if dims else p
+                out.append((acc / len(flips))[:, 0].cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size), np.float32)
 
 

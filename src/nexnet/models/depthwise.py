@@ -59,8 +59,8 @@ def _is_channels_last(t: torch.Tensor) -> bool:
 
 
 class DepthwiseConv2d(nn.Conv2d):
-    """A stride-1, "same"-padded depthwise ``nn.Conv2d`` whose weight gradient is computed as a
-    depthwise convolution per image (:func:`depthwise_weight_grad`). Same parameters and state-dict
+    """A stride-1, "same"-padded depthwise ``nn.Conv2d`` whose weight gradient, on CPU, is computed
+    as a depthwise convolution per image (:func:`depthwise_weight_grad`). Same parameters and state-dict
     keys as ``nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels)``.
 
     Shapes: ``(B, C, H, W) -> (B, C, H, W)``.
@@ -72,8 +72,13 @@ class DepthwiseConv2d(nn.Conv2d):
         super().__init__(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
-            return super().forward(x)  # plain ops for export and compiled graphs
+        if (
+            x.device.type != "cpu"  # measured on CPU only; cuDNN keeps its own weight gradient
+            or torch.jit.is_tracing()
+            or torch.onnx.is_in_onnx_export()
+            or torch.compiler.is_compiling()  # plain ops for export and compiled graphs
+        ):
+            return super().forward(x)
         device = x.device.type
         weight, bias = self.weight, self.bias
         if torch.is_autocast_enabled(device):
