@@ -45,7 +45,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(
         f"input {args.image_size}x{args.image_size}, batch {args.batch_size} for latency "
         f"(median of {args.repeats} after {args.warmup} warm-up runs), peak memory of that forward pass, "
-        f"images/s at batch {args.throughput_batch}; MACs/FLOPs per image, "
+        f"{f'images/s at batch {args.throughput_batch}; ' if args.throughput_batch else ''}MACs/FLOPs per image, "
         f"counted with FlopCounterMode under the MATH attention backend; device {r['device']}, "
         f"{r['threads']} threads, {r['precision']}, torch {torch.__version__}"
     )
