@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .capture import capturing_graph, is_channels_last
+
 
 def _accumulation_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
@@ -48,14 +50,10 @@ class _DepthwiseConv2dFunction(torch.autograd.Function):
             )[0]
         if ctx.needs_input_grad[1]:
             grad_w = depthwise_weight_grad(x, grad, tuple(weight.shape[-2:]), ctx.padding).to(weight.dtype)
-            grad_w = grad_w.contiguous(memory_format=torch.channels_last) if _is_channels_last(weight) else grad_w
+            grad_w = grad_w.contiguous(memory_format=torch.channels_last) if is_channels_last(weight) else grad_w
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum((0, 2, 3), dtype=_accumulation_dtype(grad)).to(grad.dtype)
         return grad_x, grad_w, grad_b, None
-
-
-def _is_channels_last(t: torch.Tensor) -> bool:
-    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
 
 
 class DepthwiseConv2d(nn.Conv2d):
@@ -72,12 +70,7 @@ class DepthwiseConv2d(nn.Conv2d):
         super().__init__(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            x.device.type != "cpu"  # measured on CPU only; cuDNN keeps its own weight gradient
-            or torch.jit.is_tracing()
-            or torch.onnx.is_in_onnx_export()
-            or torch.compiler.is_compiling()  # plain ops for export and compiled graphs
-        ):
+        if x.device.type != "cpu" or capturing_graph():  # measured on CPU only; CUDA keeps cuDNN's gradient
             return super().forward(x)
         device = x.device.type
         weight, bias = self.weight, self.bias

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .capture import capturing_graph
+
 
 def log1p_series(order: int) -> torch.Tensor:
     """Maclaurin coefficients of ``ln(1 + x)``: ``[1, -1/2, 1/3, ...]`` of length ``order``."""
@@ -115,7 +117,7 @@ class TPEN(nn.Module):
         """The power series alone, ``sum_n a[n, c] x^n``, in float32."""
         if x.dtype != torch.float64:
             x = x.float()
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        if capturing_graph():
             return power_series(x, self.coefficients, self.clip)  # traced/compiled: plain ops fuse there
         return PowerSeries.apply(x, self.coefficients.to(x.dtype), self.clip)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .capture import capturing_graph, is_channels_last
+
 
 def _to_channels_last(grad: torch.Tensor) -> torch.Tensor:
     return grad.contiguous(memory_format=torch.channels_last)
@@ -23,13 +25,6 @@ def upsample_bilinear(
     Shapes: ``(B, C, H, W) -> (B, C, H', W')``.
     """
     up = F.interpolate(x, size=size, scale_factor=scale_factor, mode="bilinear", align_corners=False)
-    if (
-        up.requires_grad
-        and x.device.type == "cpu"  # measured on CPU only
-        and x.dim() == 4
-        and not x.is_contiguous()
-        and x.is_contiguous(memory_format=torch.channels_last)
-        and not torch.compiler.is_compiling()  # compiled graphs choose their own layouts
-    ):
+    if up.requires_grad and x.device.type == "cpu" and is_channels_last(x) and not capturing_graph():
         up.register_hook(_to_channels_last)
     return up
