@@ -136,6 +136,12 @@ def test_evaluate_and_predict_under_bf16_autocast(data, tmp_path, capsys):
     assert code == 2 and "--amp applies to --checkpoint" in err and len(err.splitlines()) == 1
 
 
+def test_bad_precision_fails_before_decoding(data, tmp_path):
+    with pytest.raises(nexnet.NexnetError, match="amp fp16 needs CUDA"):
+        train(tiny_cfg(data, extra=["train.amp=fp16"]), tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
 def test_bf16_on_a_cpu_without_amx_is_flagged(monkeypatch):
     from nexnet.engine.distributed import slow_autocast_note
 

@@ -74,6 +74,7 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     say = (lambda msg: tqdm.write(msg)) if env.main and not quiet else (lambda msg: None)
     if cfg["model"]["name"] not in list_models():
         create_model(cfg["model"]["name"])  # fails fast, naming close matches, before any decoding
+    amp = D.autocast_dtype(tc["amp"], device)  # likewise for a precision this device cannot run
 
     # Rank 0 decodes first; the others then read the finished cache.
     if env.main:
@@ -110,7 +111,6 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     trainable = [p for p in model.parameters() if p.requires_grad]  # a frozen SSL encoder stays as loaded
     optimizer = torch.optim.Adam(trainable, lr=tc["lr"], weight_decay=tc["weight_decay"])
     sched = WarmupPlateau(tc["lr"], tc["warmup_epochs"], tc["plateau_factor"], tc["plateau_patience"], tc["min_lr"])
-    amp = D.autocast_dtype(tc["amp"], device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
     state: dict[str, Any] = {"epoch": 0, "best_dice": -1.0, "best_epoch": 0, "since_best": 0,
