@@ -130,7 +130,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--image-size", type=int, default=None)
     t.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     t.add_argument("--amp", action="store_true", help="autocast: bf16 (or fp16 without bf16) on CUDA, bf16 on CPU: "
-                   "on CPUs with AMX 1.7x the images/s for nexnet_seg, slower on CPUs without fast bf16 "
+                   "on CPUs with AMX 1.75x the images/s for nexnet_seg, slower on CPUs without fast bf16 "
                    "(docs/performance.md)")  # fmt: skip
     t.add_argument("--compile", action="store_true",
                    help="torch.compile the training forward pass: +20%% images/s for nexnet_seg with --amp on an "
