@@ -16,7 +16,7 @@ from PIL import Image
 
 import nexnet
 from nexnet.cli import main
-from nexnet.engine.config import DEFAULTS, resolve
+from nexnet.engine.config import DEFAULTS, PAPER_RECIPE, resolve
 from nexnet.engine.losses import DiceBCELoss, positive_weight
 from nexnet.engine.schedule import WarmupPlateau
 from nexnet.engine.trainer import train
@@ -47,8 +47,16 @@ def log_rows(run):
     return (run / "log.csv").read_text().splitlines()[1:]
 
 
-def test_paper_yaml_is_the_default_recipe():
-    assert yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text()) == DEFAULTS
+def test_default_yaml_is_the_default_recipe_and_paper_exact_the_papers():
+    assert yaml.safe_load((ROOT / "configs" / "default.yaml").read_text()) == DEFAULTS
+    assert yaml.safe_load((ROOT / "configs" / "paper_exact.yaml").read_text()) == PAPER_RECIPE
+    paper = resolve(ROOT / "configs" / "paper_exact.yaml")
+    # the spec's recipe
+    expected = {"batch_size": 64, "lr": 1e-4, "weight_decay": 1e-4, "schedule": "plateau", "warmup_epochs": 5,
+                "plateau_factor": 0.5, "plateau_patience": 10, "min_lr": 1e-6, "early_stop": 30, "grad_clip": 0.5,
+                "epochs": 250, "tpen_lr_scale": 1.0, "tpen_weight_decay": None}  # fmt: skip
+    assert {k: paper["train"][k] for k in expected} == expected
+    assert paper["data"]["image_size"] == 224 and paper["model"] == {"name": "nexnet_seg", "form": "paper"}
 
 
 def test_warmup_then_plateau_schedule():
@@ -249,6 +257,21 @@ def test_existing_run_needs_resume(data, tmp_path):
     train(tiny_cfg(data, epochs=1), run, quiet=True)
     with pytest.raises(Exception, match="pass --resume"):
         train(tiny_cfg(data, epochs=1), run, quiet=True)
+
+
+def test_run_config_records_the_model_in_full_and_old_runs_resume_as_the_paper_form(data, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(data, epochs=1, extra=["model.form=paper"]), run, quiet=True)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["encoder_chain"] == "nex" and saved["model"]["dropout"] == 0.2  # resolved, not implied
+    for key in ("form", "tpen_init", "encoder_chain", "dropout"):  # as a run from before forms recorded it
+        del saved["model"][key]
+    saved["train"]["epochs"] = 2
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 0
+    resumed = yaml.safe_load((run / "config.yaml").read_text())["model"]
+    assert (resumed["form"], resumed["encoder_chain"], resumed["tpen_init"]) == ("paper", "nex", "log1p")
+    assert len(log_rows(run)) == 2
 
 
 def test_sigkill_mid_epoch_then_resume_finishes(data, tmp_path):

@@ -1,8 +1,12 @@
+import json
+
 import pytest
 import torch
 
 import nexnet
+from nexnet.errors import NexnetError
 from nexnet.models import TPEN, NExNetSeg
+from nexnet.models.blocks import NExBlock
 
 
 def test_gradients_reach_every_parameter_of_nexnet_seg():
@@ -79,7 +83,7 @@ def test_tpen_clip_keeps_eval_mode_finite_where_stacked_cubics_overflow():
     x = torch.rand(1, 3, 64, 64) * 4
     outputs = {}
     for clip in (None, 8.0):
-        model = nexnet.create_model("nexnet_seg_s", tpen_clip=clip).eval()
+        model = nexnet.create_model("nexnet_seg_s", form="paper", tpen_clip=clip).eval()
         for m in model.modules():
             if isinstance(m, TPEN):
                 m.norm.running_var.fill_(1e-4)  # as after early training on calmer images
@@ -87,3 +91,44 @@ def test_tpen_clip_keeps_eval_mode_finite_where_stacked_cubics_overflow():
             outputs[clip] = model(x)
     assert not torch.isfinite(outputs[None]).all()
     assert torch.isfinite(outputs[8.0]).all()
+
+
+def test_forms_set_tpen_init_and_encoder_chain_and_explicit_keywords_win():
+    revised = nexnet.create_model("nexnet_seg_s")
+    assert (revised.config["form"], revised.config["tpen_init"], revised.config["encoder_chain"]) == (
+        "revised", "linear", "conv_masa")  # fmt: skip
+    paper = nexnet.create_model("nexnet_seg_s", form="paper")
+    assert (paper.config["tpen_init"], paper.config["encoder_chain"]) == ("log1p", "nex")
+    mixed = nexnet.create_model("nexnet_seg_s", form="paper", encoder_chain="conv_masa")
+    assert mixed.config["encoder_chain"] == "conv_masa" and mixed.encoder[0].chain == "conv_masa"
+    assert mixed.encoder[0].tpen.init == "log1p"
+    with pytest.raises(NexnetError, match="form must be one of paper, revised, got 'v3'"):
+        nexnet.create_model("nexnet_seg_s", form="v3")
+    with pytest.raises(NexnetError, match="encoder_chain must be one of nex, conv_masa"):
+        nexnet.create_model("nexnet_seg_s", encoder_chain="skip")
+
+
+@pytest.mark.parametrize("chain", ["nex", "conv_masa"])
+def test_encoder_chain_picks_what_goes_down(chain):
+    torch.manual_seed(0)
+    block = NExBlock(3, 4, masa=False, chain=chain).eval()
+    x = torch.rand(2, 3, 8, 8)
+    onward, skip = block(x)
+    nex_out = block.tpen(block.act(block.conv(block.norm(x))))
+    torch.testing.assert_close(skip, block.conv_masa(nex_out))
+    torch.testing.assert_close(onward, skip if chain == "conv_masa" else nex_out)
+    assert not torch.allclose(nex_out, skip)  # the two choices differ
+
+
+def test_checkpoint_saved_before_forms_loads_as_the_paper_network(tmp_path):
+    model = nexnet.create_model("nexnet_seg_s", form="paper", widths=[4, 4, 8, 8, 8, 8])
+    model.save_pretrained(tmp_path / "ckpt")
+    config_file = tmp_path / "ckpt" / "config.json"
+    saved = json.loads(config_file.read_text())
+    for key in ("form", "tpen_init", "encoder_chain"):  # as written by releases before forms
+        del saved["config"][key]
+    config_file.write_text(json.dumps(saved))
+    loaded = nexnet.from_pretrained(tmp_path / "ckpt")
+    assert loaded.config["form"] == "paper" and loaded.encoder[0].chain == "nex"
+    x = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(loaded.eval()(x), model.eval()(x))

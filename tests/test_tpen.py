@@ -89,3 +89,19 @@ def test_fused_tpen_channels_last_and_explicit_formula():
     xc = x.clamp(-2, 2)
     expected = sum(a[n - 1].view(1, 4, 1, 1) * xc**n for n in (1, 2, 3))
     torch.testing.assert_close(layer.expand(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_init_starts_as_the_plain_neuron_and_learns_every_order():
+    torch.manual_seed(0)
+    layer = TPEN(3, order=3, init="linear")
+    assert layer.coefficients.detach().tolist() == [[1.0] * 3, [0.0] * 3, [0.0] * 3]
+    x = torch.rand(2, 3, 4, 4) * 3
+    plain = TPEN(3, order=1, trainable=False)
+    torch.testing.assert_close(layer(x), plain(x))
+    layer(x).pow(2).mul(torch.randn(2, 3, 4, 4)).sum().backward()
+    assert (layer.coefficients.grad.abs() > 0).all()  # the zero orders receive gradient too
+
+
+def test_unknown_init_is_named():
+    with pytest.raises(ValueError, match="init must be one of log1p, linear"):
+        TPEN(2, init="zeros")

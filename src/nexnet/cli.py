@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_engine(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser(
         "train", help="train a registered model on a dataset",
-        description="Train with the paper's recipe (configs/paper.yaml) unless told otherwise. The run "
+        description="Train with the default recipe (configs/default.yaml) unless told otherwise; "
+        "--config configs/paper_exact.yaml gives the paper's recipe and network. The run "
         "folder gets config.yaml, split.json, best/, last/, log.csv and curves.png. Under torchrun "
         "(python -m torch.distributed.run --nproc_per_node N -m nexnet train ...) it trains with DDP.",
     )  # fmt: skip
@@ -122,7 +123,8 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--data-root", default=None, help="the dataset folder as downloaded")
     t.add_argument("--split", default=None, help="official, pranet, medico2020, paper, kfold:K/N, seeded or FILE")
     t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--config", default=None, help="YAML file (e.g. configs/paper.yaml)")
+    t.add_argument("--config", action="append", default=None,
+                   help="YAML file (e.g. configs/paper_exact.yaml); repeatable, later files win")  # fmt: skip
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set train.lr=3e-4 --set model.gamma=rmt")  # fmt: skip
     t.add_argument("--epochs", type=int, default=None)
@@ -214,6 +216,9 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     r.add_argument("--out", default="results")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every run")
+    r.add_argument("--paper-exact", action="store_true",
+                   help="the paper's recipe (configs/paper_exact.yaml) for every model, "
+                        "and NExNet Seg's paper form")  # fmt: skip
     r.set_defaults(func=cmd_reproduce)
 
     x = sub.add_parser("export", help="export a checkpoint to ONNX, checked with onnxruntime",

@@ -175,9 +175,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         datasets = args.datasets or default_sets
         if args.table == "1":
             models = args.models or (["nexnet_seg", "unet"] if args.quick else list(R.MODELS))
-            R.table1(Path(args.data_root), out, datasets, models, args.quick, device, print, args.set)
+            R.table1(Path(args.data_root), out, datasets, models, args.quick, device, print, args.set,
+                     args.paper_exact)  # fmt: skip
         else:
-            R.table2(Path(args.data_root), out, datasets, args.quick, device, print, args.set)
+            R.table2(Path(args.data_root), out, datasets, args.quick, device, print, args.set, args.paper_exact)
     print(f"wrote {out}/table{args.table}.md and .csv")
     return 0
 

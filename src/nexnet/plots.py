@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from .io import write_with
 
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 PRED_COLOUR = (0, 220, 0)  # prediction: green
 GT_COLOUR = (0, 90, 255)  # ground truth: blue
 
@@ -33,20 +33,28 @@ def _nice_range(values: list[float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def _legend_rows(series: int) -> int:
+    """Up to four legend entries in one column; more go into columns of three."""
+    return series if series <= 4 else 3
+
+
 def line_chart(path: str | Path, x: list[float], panels: list[tuple[str, dict[str, list[float]]]],
-               x_label: str = "", panel_size: tuple[int, int] = (520, 300)) -> None:  # fmt: skip
-    """Side-by-side line charts, one panel per ``(title, {series name: y values})``."""
+               x_label: str = "", panel_size: tuple[int, int] = (520, 300),
+               columns: int | None = None) -> None:  # fmt: skip
+    """Line charts in a grid of ``columns`` (default: one row), one panel per ``(title, {series: y values})``."""
     w, h = panel_size
-    im = Image.new("RGB", (w * len(panels), h), "white")
+    columns = columns or len(panels)
+    rows = math.ceil(len(panels) / columns)
+    im = Image.new("RGB", (w * columns, h * rows), "white")
     draw = ImageDraw.Draw(im)
     font = ImageFont.load_default()
     left, right, bottom = 56, 12, 36
-    top = 22 + 12 * max(len(series) for _, series in panels)  # the legend sits above the plot
+    top = 22 + 12 * max(_legend_rows(len(series)) for _, series in panels)  # the legend sits above the plot
     for p, (title, series) in enumerate(panels):
-        ox = p * w
-        x0, x1, y0, y1 = ox + left, ox + w - right, top, h - bottom
+        ox, oy = (p % columns) * w, (p // columns) * h
+        x0, x1, y0, y1 = ox + left, ox + w - right, oy + top, oy + h - bottom
         draw.rectangle([x0, y0, x1, y1], outline=(90, 90, 90))
-        draw.text((ox + left, 8), title, fill="black", font=font)
+        draw.text((ox + left, oy + 8), title, fill="black", font=font)
         lo, hi = _nice_range([v for ys in series.values() for v in ys])
         xmin, xmax = (min(x), max(x)) if x else (0, 1)
         xmax = xmax if xmax > xmin else xmin + 1
@@ -61,7 +69,7 @@ def line_chart(path: str | Path, x: list[float], panels: list[tuple[str, dict[st
             draw.line([xx, y1, xx, y1 + 4], fill=(90, 90, 90))
             integral = all(float(v).is_integer() for v in x)
             draw.text((xx - 8, y1 + 8), f"{xv:.0f}" if integral else f"{xv:.3g}", fill="black", font=font)
-        draw.text(((x0 + x1) // 2 - 15, h - 14), x_label, fill="black", font=font)
+        draw.text(((x0 + x1) // 2 - 15, oy + h - 14), x_label, fill="black", font=font)
         for k, (name, ys) in enumerate(series.items()):
             colour = COLOURS[k % len(COLOURS)]
             pts = [
@@ -73,7 +81,8 @@ def line_chart(path: str | Path, x: list[float], panels: list[tuple[str, dict[st
                 draw.line(pts, fill=colour, width=2)
             for px, py in pts:
                 draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
-            draw.text((ox + left + 160, 8 + 12 * k), f"- {name}", fill=colour, font=font)
+            col, row = divmod(k, _legend_rows(len(series)))
+            draw.text((ox + left + 160 + 90 * col, oy + 8 + 12 * row), f"- {name}", fill=colour, font=font)
     save_png(path, im)
 
 

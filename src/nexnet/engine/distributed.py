@@ -64,6 +64,15 @@ def all_agree(flag: bool, env: DistEnv, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def from_main(value: float, env: DistEnv, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (wall times: so that time-based decisions agree)."""
+    if env.world == 1:
+        return value
+    t = torch.tensor([float(value)], device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
 def shutdown(env: DistEnv) -> None:
     if env.world > 1 and dist.is_initialized():
         dist.destroy_process_group()

@@ -15,7 +15,7 @@ from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model
 from ..plots import bar_chart, scatter_chart
 from ..profile import count_parameters, format_markdown, profile_model
-from .config import resolve
+from .config import merge, paper_recipe, parse_set, resolve
 from .evaluate import evaluate
 from .pretrain import PRETRAIN_DEFAULTS, pretrain
 from .trainer import train
@@ -40,9 +40,16 @@ QUICK = {"data.image_size": 64, "train.epochs": 8, "train.batch_size": 16, "trai
 QUICK_PRETRAIN = {"image_size": 64, "epochs": 3, "batch_size": 16}
 
 
-def _sets(quick: bool, device: str, extra: list[str] | None = None) -> list[str]:
+def run_config(model: str, dataset: str, folder: Path, quick: bool, device: str, extra: list[str] | None = None,
+               paper_exact: bool = False, variant: list[str] | None = None) -> dict:  # fmt: skip
+    """One cell's config: defaults, then --quick's, the paper's recipe (``paper_exact``), the
+    ``variant``'s keys, and the user's ``--set`` last."""
     sets = [f"{k}={v}" for k, v in QUICK.items()] if quick else []
-    return [*sets, f"train.device={device}", *(extra or [])]
+    cfg = resolve(None, [*sets, f"train.device={device}"], model__name=model, data__dataset=dataset,
+                  data__data_root=str(folder))  # fmt: skip
+    if paper_exact:
+        cfg = merge(cfg, paper_recipe(model))
+    return merge(cfg, parse_set([*(variant or []), *(extra or [])]))
 
 
 def available(datasets: list[str], root: Path, say: Callable[[str], None]) -> list[tuple[str, Path]]:
@@ -84,12 +91,12 @@ def run_cell(run: Path, cfg: dict, dataset: str, folder: Path, say: Callable[[st
 
 
 def table1(root: Path, out: Path, datasets: list[str], models: list[str], quick: bool, device: str,
-           say: Callable[[str], None], extra: list[str] | None = None) -> list[dict]:  # fmt: skip
+           say: Callable[[str], None], extra: list[str] | None = None,
+           paper_exact: bool = False) -> list[dict]:  # fmt: skip
     rows = []
     for dataset, folder in available(datasets, root, say):
         for model in models:
-            cfg = resolve(None, _sets(quick, device, extra), model__name=model, data__dataset=dataset,
-                          data__data_root=str(folder))  # fmt: skip
+            cfg = run_config(model, dataset, folder, quick, device, extra, paper_exact)
             s = run_cell(out / "table1" / dataset / model, cfg, dataset, folder, say)
             reported = (
                 PAPER_DICE[model][DATASETS.index(dataset)] if model in PAPER_DICE and dataset in DATASETS else None
@@ -104,7 +111,8 @@ def table1(root: Path, out: Path, datasets: list[str], models: list[str], quick:
 
 
 def table2(root: Path, out: Path, datasets: list[str], quick: bool, device: str,
-           say: Callable[[str], None], extra: list[str] | None = None) -> list[dict]:  # fmt: skip
+           say: Callable[[str], None], extra: list[str] | None = None,
+           paper_exact: bool = False) -> list[dict]:  # fmt: skip
     dataset, folder = available(datasets, root, say)[0]
     base = out / "table2" / dataset
     pre = base / "pretrain"
@@ -116,10 +124,10 @@ def table2(root: Path, out: Path, datasets: list[str], quick: bool, device: str,
         atomic_write_json(pre / "pretrain_done.json", {"done": True})
     rows = []
     for name, (tpen, masa, ssl, reported) in ABLATIONS.items():
-        sets = [*_sets(quick, device, extra), f"model.tpen={tpen}", f"model.masa={masa}", f"model.ssl={ssl}"]
+        variant = [f"model.tpen={tpen}", f"model.masa={masa}", f"model.ssl={ssl}"]
         if ssl:
-            sets.append(f"train.ssl_checkpoint={pre}")
-        cfg = resolve(None, sets, model__name="nexnet_seg", data__dataset=dataset, data__data_root=str(folder))
+            variant.append(f"train.ssl_checkpoint={pre}")
+        cfg = run_config("nexnet_seg", dataset, folder, quick, device, extra, paper_exact, variant)
         s = run_cell(base / name, cfg, dataset, folder, say)
         rows.append({**_row(dataset, "nexnet_seg", s, cfg, reported), "variant": name})
     _write(out / "table2", rows, first=["variant"])

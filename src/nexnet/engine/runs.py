@@ -54,7 +54,16 @@ def prepare_data(data_cfg: dict, split_override: str | Path | None = None) -> Ru
     return RunData(found, split, arrays, warnings)
 
 
-def write_log(path: Path, rows: list[dict], fields: list[str] = LOG_FIELDS) -> None:
+def log_fields(rows: list[dict], first: list[str] = LOG_FIELDS) -> list[str]:
+    """``first``, then any other key of ``rows`` in order of appearance (diagnostics)."""
+    fields = list(first)
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    return fields
+
+
+def write_log(path: Path, rows: list[dict], fields: list[str] | None = None) -> None:
+    fields = fields or log_fields(rows)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
@@ -64,12 +73,25 @@ def write_log(path: Path, rows: list[dict], fields: list[str] = LOG_FIELDS) -> N
 
 
 def write_curves(path: Path, rows: list[dict]) -> None:
+    """Loss and validation panels; gradient-norm and T-PEN panels when the rows hold them."""
     epochs = [int(r["epoch"]) for r in rows]
 
     def col(name: str) -> list[float]:
         return [float(r[name]) if r.get(name) not in ("", None) else float("nan") for r in rows]
 
-    line_chart(path, epochs, [
+    panels = [
         ("loss", {"train loss": col("train_loss"), "val loss": col("val_loss")}),
         ("validation (network resolution)", {"val Dice": col("val_dice"), "val IoU": col("val_iou")}),
-    ], x_label="epoch")  # fmt: skip
+    ]
+    if any("grad_norm_median" in r for r in rows):
+        panels += [
+            ("gradient norm before clipping", {"median": col("grad_norm_median"), "max": col("grad_norm_max")}),
+            ("fraction of steps clipped", {"clipped": col("clipped_fraction")}),
+        ]
+    levels = sorted({int(k[4:-5]) for r in rows for k in r if k.startswith("tpen") and k.endswith("_p999")})
+    if levels:
+        panels += [
+            ("T-PEN input |x|, 99.9th percentile", {f"level {i}": col(f"tpen{i}_p999") for i in levels}),
+            ("T-PEN input fraction clamped", {f"level {i}": col(f"tpen{i}_clamped") for i in levels}),
+        ]
+    line_chart(path, epochs, panels, x_label="epoch", columns=2 if len(panels) > 2 else len(panels))

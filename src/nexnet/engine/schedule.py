@@ -1,8 +1,11 @@
-"""Linear warm-up, then ReduceLROnPlateau on validation Dice; and early stopping."""
+"""Learning-rate schedules per epoch, each after a linear warm-up: plateau (the paper's) or cosine."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+
+SCHEDULES = ("plateau", "cosine")
 
 
 @dataclass
@@ -19,8 +22,8 @@ class WarmupPlateau:
     best: float = float("-inf")
     bad_epochs: int = 0
 
-    def lr_for(self, epoch: int) -> float:
-        """The learning rate to use in ``epoch`` (0-based)."""
+    def lr_for(self, epoch: int, progress: float = 0.0) -> float:
+        """The learning rate to use in ``epoch`` (0-based); ``progress`` is unused here."""
         if epoch < self.warmup_epochs:
             self.lr = self.base_lr * (epoch + 1) / self.warmup_epochs
         elif self.lr == 0.0:
@@ -45,3 +48,46 @@ class WarmupPlateau:
     def load_state_dict(self, state: dict) -> None:
         for k, v in state.items():
             setattr(self, k, v)
+
+
+@dataclass
+class WarmupCosine:
+    """Linear warm-up over ``warmup_epochs``, then a cosine from ``base_lr`` down to ``min_lr``.
+
+    ``progress`` in [0, 1] says how much of the run's budget is spent when an epoch starts: the
+    fraction of its epochs, or of its time budget when that is the larger (``train.max_minutes``),
+    so that a run cut by time still ends at a low learning rate.
+    """
+
+    base_lr: float
+    warmup_epochs: int = 1
+    min_lr: float = 1e-6
+    lr: float = 0.0
+
+    def lr_for(self, epoch: int, progress: float = 0.0) -> float:
+        if epoch < self.warmup_epochs:
+            self.lr = self.base_lr * (epoch + 1) / self.warmup_epochs
+        else:
+            cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+            self.lr = self.min_lr + (self.base_lr - self.min_lr) * cosine
+        return self.lr
+
+    def step(self, epoch: int, score: float) -> None:
+        """Validation scores do not steer a cosine schedule."""
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
+def make_schedule(tc: dict) -> WarmupPlateau | WarmupCosine:
+    """The schedule ``tc["schedule"]`` names, from the ``train`` config section."""
+    name = tc.get("schedule", "plateau")
+    if name == "cosine":
+        return WarmupCosine(tc["lr"], tc["warmup_epochs"], tc["min_lr"])
+    if name == "plateau":
+        return WarmupPlateau(tc["lr"], tc["warmup_epochs"], tc["plateau_factor"], tc["plateau_patience"], tc["min_lr"])
+    raise ValueError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {name!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,18 @@ from tqdm import tqdm
 from ..data import Augment, BatchLoader
 from ..errors import NexnetError
 from ..io import atomic_write_text
-from ..models import create_model, list_models
+from ..models import create_model
+from ..models.registry import upgrade_config
 from ..runtime import place_model
 from . import distributed as D
 from .config import dump, model_kwargs
+from .diagnostics import TPENProbe
+from .epoch import Stepper, fit_epoch
 from .losses import DiceBCELoss, positive_weight
+from .optim import build_optimizer
 from .pretrain import load_ssl_encoder
 from .runs import prepare_data, write_curves, write_log
-from .schedule import WarmupPlateau
+from .schedule import make_schedule
 from .state import load_training_state, save_training_state
 
 
@@ -72,8 +75,10 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     if not resume and (out / "last").exists():
         raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
     say = (lambda msg: tqdm.write(msg)) if env.main and not quiet else (lambda msg: None)
-    if cfg["model"]["name"] not in list_models():
-        create_model(cfg["model"]["name"])  # fails fast, naming close matches, before any decoding
+    name = cfg["model"]["name"]
+    kwargs = upgrade_config(name, model_kwargs(cfg)) if resume else model_kwargs(cfg)
+    torch.manual_seed(tc["seed"])
+    model = create_model(name, **kwargs)  # bad model options fail here, before any decoding
     amp = D.autocast_dtype(tc["amp"], device)  # likewise for a precision this device cannot run
 
     # Rank 0 decodes first; the others then read the finished cache.
@@ -94,12 +99,12 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
 
     if env.main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", dump(cfg))
+        # The model's full keyword set, so that a resumed run rebuilds it even if defaults change.
+        atomic_write_text(out / "config.yaml", dump({**cfg, "model": {"name": name, **model.config}}))
         if not (resume and (out / "split.json").exists()):
             data.split.save(out / "split.json")
 
-    torch.manual_seed(tc["seed"])
-    model = place_model(create_model(cfg["model"]["name"], **model_kwargs(cfg)), device)
+    model = place_model(model, device)
     if tc.get("ssl_checkpoint") and not resume:
         load_ssl_encoder(model, tc["ssl_checkpoint"])
     elif cfg["model"].get("ssl") and not resume:
@@ -108,9 +113,8 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     if pos_weight == "auto":
         pos_weight = positive_weight(data.arrays.masks[np.sort(train_rows)])
     loss_fn = DiceBCELoss(float(pos_weight), cfg["loss"]["bce_weight"], cfg["loss"]["dice_weight"]).to(device)
-    trainable = [p for p in model.parameters() if p.requires_grad]  # a frozen SSL encoder stays as loaded
-    optimizer = torch.optim.Adam(trainable, lr=tc["lr"], weight_decay=tc["weight_decay"])
-    sched = WarmupPlateau(tc["lr"], tc["warmup_epochs"], tc["plateau_factor"], tc["plateau_patience"], tc["min_lr"])
+    optimizer, trainable = build_optimizer(model, tc)
+    sched = make_schedule(tc)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
     state: dict[str, Any] = {"epoch": 0, "best_dice": -1.0, "best_epoch": 0, "since_best": 0,
@@ -122,9 +126,12 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         say(f"resuming {out} after epoch {state['epoch']}")
     rows: list[dict] = state.pop("log", [])  # log.csv is rewritten from the state, so a kill loses no row
 
-    net = DistributedDataParallel(model) if env.world > 1 else model
+    eager = DistributedDataParallel(model) if env.world > 1 else model
+    net = eager
     if tc.get("compile"):  # true: the default backend (inductor); a string names another
-        net = torch.compile(net, **({} if tc["compile"] is True else {"backend": str(tc["compile"])}))
+        net = torch.compile(eager, **({} if tc["compile"] is True else {"backend": str(tc["compile"])}))
+    stepper = Stepper(net, eager, loss_fn, optimizer, scaler, trainable, tc["grad_clip"], amp, device, env,
+                      TPENProbe(model))  # fmt: skip
     loader = BatchLoader(data.arrays.images, data.arrays.masks, train_rows, tc["batch_size"], device,
                          shuffle=True, augment=_augment(cfg), seed=tc["seed"], drop_last=True,
                          rank=env.rank, world=env.world)  # fmt: skip
@@ -142,42 +149,24 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     for epoch in range(state["epoch"], tc["epochs"]):
         start = time.time()
         torch.manual_seed(tc["seed"] * 7919 + epoch)  # dropout: reproducible per epoch, also on resume
-        lr = sched.lr_for(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        spent = max(epoch / tc["epochs"], state["elapsed"] / (budget * 60) if budget else 0.0)
+        lr = sched.lr_for(epoch, progress=spent)  # cosine: over the epochs or the time budget
+        stepper.set_lr(lr)
         loader.epoch = epoch
-        net.train()
-        total, seen, skipped = 0.0, 0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc['epochs']}", unit="batch", leave=False,
                    disable=not env.main or quiet, dynamic_ncols=True)  # fmt: skip
-        for batch in bar:
-            with D.autocast(amp, device):
-                logits = net(batch.images)
-            loss = loss_fn(logits, batch.masks)
-            if not D.all_agree(bool(torch.isfinite(loss)), env, device):
-                skipped += 1  # a NaN or inf loss: no step, counted in the log
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(trainable, tc["grad_clip"])
-            scaler.step(optimizer)
-            scaler.update()
-            state["optimizer_steps"] += 1
-            total += loss.item() * len(batch.index)
-            seen += len(batch.index)
-            bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.time() - start):.1f}")
+        fit = fit_epoch(stepper, bar, state)
         metrics = validate(model, val_loader, loss_fn, amp, device)
         sched.step(epoch, metrics["val_dice"])
         improved = metrics["val_dice"] > state["best_dice"]
-        seconds = time.time() - start
+        seconds = D.from_main(time.time() - start, env, device)  # one clock for the schedule and the budget
         state.update(epoch=epoch + 1, elapsed=state["elapsed"] + seconds)
         state["since_best"] = 0 if improved else state["since_best"] + 1
         if improved:
             state.update(best_dice=metrics["val_dice"], best_epoch=epoch + 1)
-        row = {"epoch": epoch + 1, "train_loss": total / seen if seen else math.nan, **metrics, "lr": lr,
-               "seconds": round(seconds, 2), "skipped_batches": skipped,
-               "optimizer_steps": state["optimizer_steps"], "best": int(improved)}  # fmt: skip
+        row = {"epoch": epoch + 1, "train_loss": fit.pop("train_loss"), **metrics, "lr": lr,
+               "seconds": round(seconds, 2), "skipped_batches": fit["skipped_batches"],
+               "optimizer_steps": state["optimizer_steps"], "best": int(improved), **fit}  # fmt: skip
         rows.append(row)
         if env.main:  # best, then last, then the log: a kill between them loses nothing on resume
             if improved:
@@ -189,7 +178,9 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         say(f"epoch {epoch + 1:>3}/{tc['epochs']}  loss {row['train_loss']:.4f}  val loss "
             f"{metrics['val_loss']:.4f}  val mDice {metrics['val_dice']:.4f}  mIoU {metrics['val_iou']:.4f}  "
             f"lr {lr:.2e}  {seconds:.0f}s{'  *best' if improved else ''}"
-            f"{f'  skipped {skipped} non-finite batches' if skipped else ''}")  # fmt: skip
+            f"  grad norm {fit['grad_norm_median']:.2f} (max {fit['grad_norm_max']:.2f}, "
+            f"{fit['clipped_fraction']:.0%} clipped)"
+            f"{f'  skipped {skipped} non-finite batches' if (skipped := fit['skipped_batches']) else ''}")  # fmt: skip
         if state["since_best"] >= tc["early_stop"]:
             stop_reason = f"early stop: {tc['early_stop']} epochs without a better val Dice"
             break

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import NexnetError
 from ..io import atomic_directory, atomic_write_bytes, atomic_write_json
-from .registry import create_model
+from .registry import create_model, upgrade_config
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -95,7 +95,7 @@ def from_pretrained(directory: str | os.PathLike, **overrides) -> nn.Module:
     cfg = read_config(directory)
     path = Path(directory)
     path = path.parent if path.is_file() else path
-    model = create_model(cfg["model"], **{**cfg["config"], **overrides})
+    model = create_model(cfg["model"], **{**upgrade_config(cfg["model"], cfg["config"]), **overrides})
     try:
         state = load_file(path / WEIGHTS_NAME)
     except (SafetensorError, OSError) as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -10,11 +11,27 @@ from torch import nn
 from .base import SegmentationModel
 from .blocks import DoubleConv, NExBlock
 from .input_checks import check_image_batch
-from .registry import register_model
+from .registry import register_config_upgrade, register_model
 from .ssl_autoencoder import SSLEncoder
 from .upsample import upsample_bilinear
 
 PAPER_WIDTHS = (32, 64, 128, 256, 256, 512)
+
+# A form fixes the settings that make NExNet Seg learn (docs/training.md): "paper" is the published
+# network; "revised", the default, starts T-PEN at the plain neuron and chains the encoder through
+# the Conv-MaSA branch. Keyword arguments given explicitly override the form's values.
+FORMS: dict[str, dict[str, Any]] = {
+    "paper": {"tpen_init": "log1p", "encoder_chain": "nex"},
+    "revised": {"tpen_init": "linear", "encoder_chain": "conv_masa"},
+}
+DEFAULT_FORM = "revised"
+
+
+def resolve_form(form: str, **given: Any) -> dict[str, Any]:
+    """``FORMS[form]`` updated by the ``given`` values that are not None."""
+    if form not in FORMS:
+        raise ValueError(f"NExNet Seg form must be one of {', '.join(FORMS)}, got {form!r}")
+    return {**FORMS[form], **{k: v for k, v in given.items() if v is not None}}
 
 
 class NExNetSeg(SegmentationModel):
@@ -26,12 +43,17 @@ class NExNetSeg(SegmentationModel):
     Decoder ``d_j = DoubleConv(cat(up2(d_{j+1}), s_j))``, then Dropout2d and a 1x1 head.
 
     Args:
+        form: ``"revised"`` (default) or ``"paper"``: the values of ``tpen_init`` and
+            ``encoder_chain`` when they are not given (see :data:`FORMS`).
         widths: channels of the six encoder levels.
         in_channels: image channels.
         num_classes: output channels (1 for binary segmentation: logits).
         tpen: T-PEN after each encoder convolution (``False``: order 1, frozen, the plain neuron).
         order: T-PEN expansion order ``K``.
         tpen_clip: T-PEN inputs are clamped to this magnitude (None: never); see docs/model.md.
+        tpen_init: T-PEN's starting coefficients, ``"log1p"`` (paper) or ``"linear"``.
+        encoder_chain: what goes down the encoder from each level, ``"nex"`` (paper: the T-PEN
+            output) or ``"conv_masa"`` (the skip branch's output); see :class:`NExBlock`.
         masa: Manhattan self-attention on each skip (``False``: identity).
         gamma: MaSA decay, a float in (0, 1) or ``"rmt"``.
         head_dim: MaSA channels per head.
@@ -62,15 +84,20 @@ class NExNetSeg(SegmentationModel):
         tpen_clip: float | None = 8.0,
         ssl: bool = False,
         freeze_ssl: bool = False,
+        form: str = DEFAULT_FORM,
+        tpen_init: str | None = None,
+        encoder_chain: str | None = None,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
         if len(widths) != 6:
             raise ValueError(f"NExNetSeg needs 6 widths, got {len(widths)}: {widths}")
+        chosen = resolve_form(form, tpen_init=tpen_init, encoder_chain=encoder_chain)
         self.config = dict(
             widths=widths, in_channels=in_channels, num_classes=num_classes, tpen=tpen,
             order=order, masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode,
             dropout=dropout, ssl_channels=ssl_channels, tpen_clip=tpen_clip, ssl=ssl, freeze_ssl=freeze_ssl,
+            form=form, **chosen,
         )  # fmt: skip
         self.ssl_encoder: SSLEncoder | None = None
         if ssl:
@@ -84,12 +111,10 @@ class NExNetSeg(SegmentationModel):
         self.in_channels = in_channels
         self.ssl_channels = ssl_channels
         self.size_multiple = 2 ** (len(widths) - 1)
-        attn = dict(masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode)
+        level = dict(masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode, tpen=tpen, order=order,
+                     tpen_clip=tpen_clip, tpen_init=chosen["tpen_init"], chain=chosen["encoder_chain"])  # fmt: skip
         ins = [in_channels, *widths[:-1]]
-        self.encoder = nn.ModuleList(
-            NExBlock(c_in, c_out, tpen=tpen, order=order, tpen_clip=tpen_clip, **attn)
-            for c_in, c_out in zip(ins, widths)
-        )
+        self.encoder = nn.ModuleList(NExBlock(c_in, c_out, **level) for c_in, c_out in zip(ins, widths))
         self.pool = nn.MaxPool2d(2)
         self.decoder = nn.ModuleList()
         below = widths[-1] + ssl_channels
@@ -130,9 +155,14 @@ class NExNetSeg(SegmentationModel):
         return self
 
 
+def _before_forms(config: dict) -> dict:
+    """Checkpoints saved before forms existed hold the paper's network."""
+    return config if "form" in config else {**config, "form": "paper"}
+
+
 @register_model
 def nexnet_seg(**kwargs) -> NExNetSeg:
-    """The paper's NExNet Seg: widths 32-64-128-256-256-512."""
+    """NExNet Seg at the paper's widths 32-64-128-256-256-512 (``form="paper"``: the published network)."""
     return NExNetSeg(**{"widths": PAPER_WIDTHS, **kwargs})
 
 
@@ -146,3 +176,7 @@ def nexnet_seg_s(**kwargs) -> NExNetSeg:
 def nexnet_seg_ssl(**kwargs) -> NExNetSeg:
     """The paper's NExNet Seg with the SSL autoencoder's encoder fused at the bottleneck."""
     return NExNetSeg(**{"widths": PAPER_WIDTHS, "ssl": True, **kwargs})
+
+
+for _name in ("nexnet_seg", "nexnet_seg_s", "nexnet_seg_ssl"):
+    register_config_upgrade(_name, _before_forms)

@@ -12,6 +12,7 @@ from torch import nn
 from ..errors import NexnetError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_UPGRADES: dict[str, Callable[[dict], dict]] = {}
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
@@ -36,7 +37,17 @@ def create_model(name: str, **overrides) -> nn.Module:
         raise NexnetError(f"unknown model {name!r}{hint} (available: {', '.join(list_models())})")
     try:
         model = _MODELS[name](**overrides)
-    except TypeError as e:  # an unknown or misspelt keyword
+    except (TypeError, ValueError) as e:  # an unknown or misspelt keyword, or a bad value
         raise NexnetError(f"model {name!r}: {e}") from None
     model.model_name = name
     return model
+
+
+def register_config_upgrade(name: str, upgrade: Callable[[dict], dict]) -> None:
+    """``upgrade`` turns a saved config of model ``name`` from an older release into today's keywords."""
+    _UPGRADES[name] = upgrade
+
+
+def upgrade_config(name: str, config: dict) -> dict:
+    """A checkpoint's saved ``config`` for model ``name``, with the keywords that rebuild it today."""
+    return _UPGRADES[name](config) if name in _UPGRADES else config

@@ -7,11 +7,29 @@ from torch import nn
 
 from .capture import capturing_graph
 
+TPEN_INITS = ("log1p", "linear")
+
 
 def log1p_series(order: int) -> torch.Tensor:
     """Maclaurin coefficients of ``ln(1 + x)``: ``[1, -1/2, 1/3, ...]`` of length ``order``."""
     n = torch.arange(1, order + 1, dtype=torch.float32)
     return (-1.0) ** (n + 1) / n
+
+
+def linear_series(order: int) -> torch.Tensor:
+    """``[1, 0, 0, ...]`` of length ``order``: the plain neuron, with every higher order starting at 0."""
+    init = torch.zeros(order)
+    init[0] = 1.0
+    return init
+
+
+def initial_coefficients(init: str, order: int) -> torch.Tensor:
+    """The ``(order,)`` starting coefficients named by ``init`` (one of :data:`TPEN_INITS`)."""
+    if init == "log1p":
+        return log1p_series(order)
+    if init == "linear":
+        return linear_series(order)
+    raise ValueError(f"T-PEN init must be one of {', '.join(TPEN_INITS)}, got {init!r}")
 
 
 def power_series(x: torch.Tensor, coefficients: torch.Tensor, clip: float | None = None) -> torch.Tensor:
@@ -95,22 +113,28 @@ class TPEN(nn.Module):
         clip: if set, the input is clamped to ``[-clip, clip]`` before the expansion. Stacked
             cubic expansions with eval-mode BatchNorm can otherwise grow as ``x^(3^depth)`` on
             unusual images and overflow (see docs/model.md).
+        init: starting coefficients: ``"log1p"`` (the paper's ``ln(1 + x)`` series) or ``"linear"``
+            (``a = [1, 0, ..., 0]``: the layer starts as the plain neuron and learns its higher
+            orders; it trains much faster, see docs/training.md).
 
     Shapes: input ``(B, C, H, W)``, output ``(B, C, H, W)`` in float32.
     """
 
-    def __init__(self, channels: int, order: int = 3, trainable: bool = True, clip: float | None = None) -> None:
+    def __init__(
+        self, channels: int, order: int = 3, trainable: bool = True, clip: float | None = None, init: str = "log1p"
+    ) -> None:
         super().__init__()
         if order < 1:
             raise ValueError(f"T-PEN order must be at least 1, got {order}")
         self.channels = channels
         self.order = order
         self.clip = clip
-        init = log1p_series(order)[:, None].repeat(1, channels)  # (K, C)
+        self.init = init
+        start = initial_coefficients(init, order)[:, None].repeat(1, channels)  # (K, C)
         if trainable:
-            self.coefficients = nn.Parameter(init)
+            self.coefficients = nn.Parameter(start)
         else:
-            self.register_buffer("coefficients", init)
+            self.register_buffer("coefficients", start)
         self.norm = nn.BatchNorm2d(channels)
 
     def expand(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,4 +151,5 @@ class TPEN(nn.Module):
 
     def extra_repr(self) -> str:
         trainable = isinstance(self.coefficients, nn.Parameter)
-        return f"channels={self.channels}, order={self.order}, trainable={trainable}, clip={self.clip}"
+        return (f"channels={self.channels}, order={self.order}, trainable={trainable}, clip={self.clip}, "
+                f"init={self.init}")  # fmt: skip
