@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 FIGURE_ARMS = {
-    "A_paper_model_paper_recipe": "paper model, paper recipe",
+    "A_paper_model_paper_recipe": "paper form+recipe",
     "B_unet16_paper_recipe": "UNet-16, paper recipe",
-    "D_paper_model_no_tpen": "paper model, no T-PEN",
-    "F_linear_init_coef_lr10": "linear init, coef. lr x10",
-    "G_revised_default": "revised (new default)",
-    "I_unet16": "UNet-16, new recipe",
+    "D_paper_model_no_tpen": "paper form, no T-PEN",
+    "F_linear_init_coef_lr10": "paper + linear init",
+    "M_revised_default": "revised (default)",
+    "I_unet16": "UNet-16, default recipe",
 }
 
 

@@ -3,8 +3,9 @@
 # what fixes it. Every arm trains on Kvasir-SEG (pranet: 810 train / 90 val) at 64 px, batch 16,
 # for 24 epochs (1200 optimizer steps), one torch thread each, two arms at a time; arms are
 # compared on training loss and VALIDATION mDice only (the test split is never read here).
-# Then the new default and UNet-16 get the same wall time (--max-minutes), at two seeds.
-#   bash benchmarks/training_study.sh [KVASIR_DIR] [OUT_DIR]      (about 70 minutes on 2 cores)
+# Then the new default and UNet-16 get the same wall time (--max-minutes), at two seeds, and the
+# same steps at 128 px.
+#   bash benchmarks/training_study.sh [KVASIR_DIR] [OUT_DIR]      (about 2 hours on 2 cores)
 #   python benchmarks/study_table.py OUT_DIR                      (table and curves.png)
 # Finished arms are skipped, so a killed study continues where it stopped.
 set -euo pipefail
@@ -14,34 +15,41 @@ OUT=${2:-runs/study}
 MINUTES=${MINUTES:-8}
 mkdir -p "$OUT"
 NEXNET=${NEXNET:-nexnet}
-COMMON="--dataset kvasir --data-root $DATA --split pranet --image-size 64 --batch-size 16 --quiet"
+COMMON="--dataset kvasir --data-root $DATA --split pranet --quiet"
 # The paper's recipe (configs/paper_exact.yaml) but batch 16 like every arm; UNet takes no model.form.
 PAPER_RECIPE="--set train.lr=1e-4 --set train.schedule=plateau --set train.warmup_epochs=5 --set train.tpen_lr_scale=1 --set train.tpen_weight_decay=null"
 S="nexnet_seg_s"
 U="unet --set model.base_width=16"
 
-arms() {  # name | arguments after `nexnet train`
+arms() {  # name | arguments after `nexnet train --batch-size 16`
+# Arms C to L change one thing at a time from the first candidate, G (the revised form with the new
+# recipe and a 1-epoch warm-up); M, the candidate with the paper's 5-epoch warm-up, scored best on
+# validation and is the default.
+W1="--set train.warmup_epochs=1"
 cat <<EOF
 A_paper_model_paper_recipe|--model $S --set model.form=paper $PAPER_RECIPE --epochs 24
 B_unet16_paper_recipe|--model $U $PAPER_RECIPE --epochs 24
-C_paper_model_new_lr|--model $S --set model.form=paper --set train.tpen_lr_scale=1 --set train.tpen_weight_decay=null --epochs 24
-D_paper_model_no_tpen|--model $S --set model.form=paper --set model.tpen=false --epochs 24
-E_linear_init|--model $S --set model.form=paper --set model.tpen_init=linear --set train.tpen_lr_scale=1 --set train.tpen_weight_decay=null --epochs 24
-F_linear_init_coef_lr10|--model $S --set model.form=paper --set model.tpen_init=linear --epochs 24
-G_revised_default|--model $S --epochs 24
-H_revised_dropout0|--model $S --set model.dropout=0 --epochs 24
+C_paper_model_new_lr|--model $S --set model.form=paper --set train.tpen_lr_scale=1 --set train.tpen_weight_decay=null --epochs 24 $W1
+D_paper_model_no_tpen|--model $S --set model.form=paper --set model.tpen=false --epochs 24 $W1
+E_linear_init|--model $S --set model.form=paper --set model.tpen_init=linear --set train.tpen_lr_scale=1 --set train.tpen_weight_decay=null --epochs 24 $W1
+F_linear_init_coef_lr10|--model $S --set model.form=paper --set model.tpen_init=linear --epochs 24 $W1
+G_revised_warmup1|--model $S --epochs 24 $W1
+H_revised_dropout0_warmup1|--model $S --set model.dropout=0 --epochs 24 $W1
+I_unet16_warmup1|--model $U --epochs 24 $W1
+J_revised_no_tpen_warmup1|--model $S --set model.tpen=false --epochs 24 $W1
+K_revised_lr3e-4_warmup1|--model $S --set train.lr=3e-4 --epochs 24 $W1
+L_revised_no_clip_warmup1|--model $S --set train.grad_clip=null --epochs 24 $W1
+M_revised_default|--model $S --epochs 24
+M_revised_default_seed1|--model $S --set train.seed=1 --epochs 24
 I_unet16|--model $U --epochs 24
-J_revised_no_tpen|--model $S --set model.tpen=false --epochs 24
-K_revised_lr3e-4|--model $S --set train.lr=3e-4 --epochs 24
-L_revised_no_clip|--model $S --set train.grad_clip=null --epochs 24
-M_revised_warmup5|--model $S --set train.warmup_epochs=5 --epochs 24
-N_revised_batch64|--model $S --batch-size 64 --epochs 24
-G_revised_default_seed1|--model $S --set train.seed=1 --epochs 24
 I_unet16_seed1|--model $U --set train.seed=1 --epochs 24
+N_revised_batch64|--model $S --batch-size 64 --epochs 24
 T_revised_${MINUTES}min|--model $S --epochs 1000 --max-minutes $MINUTES
 T_unet16_${MINUTES}min|--model $U --epochs 1000 --max-minutes $MINUTES
 T_revised_${MINUTES}min_seed1|--model $S --epochs 1000 --max-minutes $MINUTES --set train.seed=1
 T_unet16_${MINUTES}min_seed1|--model $U --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+P_revised_default_128px|--model $S --epochs 24 --image-size 128
+P_unet16_128px|--model $U --epochs 24 --image-size 128
 EOF
 }
 
@@ -49,10 +57,11 @@ run_arm() {
     local name=${1%%|*} args=${1#*|}
     if [ -f "$OUT/$name/done" ]; then echo "skip $name (done)"; return; fi
     rm -rf "${OUT:?}/$name"
-    echo "$(date +%T) start $name: $NEXNET train $args $COMMON --out $OUT/$name"
+    local cmd="$NEXNET train --batch-size 16 --image-size 64 $args $COMMON --out $OUT/$name"  # an arm's own flags win
+    echo "$(date +%T) start $name: $cmd"
     # shellcheck disable=SC2086
-    if OMP_NUM_THREADS=1 $NEXNET train $args $COMMON --out "$OUT/$name" > "$OUT/$name.log" 2>&1; then
-        echo "$NEXNET train $args $COMMON --out $OUT/$name" > "$OUT/$name/done"
+    if OMP_NUM_THREADS=1 $cmd > "$OUT/$name.log" 2>&1; then
+        echo "$cmd" > "$OUT/$name/done"
         echo "$(date +%T) done  $name: $(tail -n 1 "$OUT/$name.log")"
     else
         echo "$(date +%T) FAILED $name: $(tail -n 1 "$OUT/$name.log")"

@@ -10,6 +10,7 @@ from torch import nn
 
 from nexnet.engine.diagnostics import GradientNorms, TPENProbe, input_stats
 from nexnet.engine.schedule import WarmupCosine, make_schedule
+from nexnet.errors import NexnetError
 from nexnet.models import TPEN, create_model
 
 
@@ -34,6 +35,9 @@ def test_no_clipping_leaves_gradients_and_counts_none():
     assert w.grad.tolist() == [30.0, 40.0]
     assert norms.summary() == {"grad_norm_median": 50.0, "grad_norm_max": 50.0, "clipped_fraction": 0.0}
     assert all(math.isnan(v) for v in GradientNorms(0.5).summary().values())
+    w.grad = torch.tensor([float("inf"), 0.0])  # an fp16 overflow, skipped by GradScaler: not counted
+    norms.clip_and_record([w])
+    assert norms.summary()["grad_norm_max"] == 50.0
 
 
 def test_input_stats_percentile_and_clamped_fraction():
@@ -97,7 +101,7 @@ def test_cosine_schedule_warms_up_then_decays_over_progress():
 
 
 def test_unknown_schedule_is_named():
-    with pytest.raises(ValueError, match="train.schedule must be one of plateau, cosine"):
+    with pytest.raises(NexnetError, match="train.schedule must be one of plateau, cosine"):
         make_schedule({"schedule": "step", "lr": 1e-3, "warmup_epochs": 1, "min_lr": 0.0})
 
 

@@ -16,10 +16,11 @@ from PIL import Image
 
 import nexnet
 from nexnet.cli import main
-from nexnet.engine.config import DEFAULTS, PAPER_RECIPE, resolve
+from nexnet.engine.config import DEFAULTS, PAPER_FORM, PAPER_RECIPE, resolve
 from nexnet.engine.losses import DiceBCELoss, positive_weight
 from nexnet.engine.schedule import WarmupPlateau
 from nexnet.engine.trainer import train
+from nexnet.errors import NexnetError
 from nexnet.synthetic import make_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,8 @@ def log_rows(run):
 
 def test_default_yaml_is_the_default_recipe_and_paper_exact_the_papers():
     assert yaml.safe_load((ROOT / "configs" / "default.yaml").read_text()) == DEFAULTS
-    assert yaml.safe_load((ROOT / "configs" / "paper_exact.yaml").read_text()) == PAPER_RECIPE
+    assert yaml.safe_load((ROOT / "configs" / "paper_recipe.yaml").read_text()) == PAPER_RECIPE
+    assert yaml.safe_load((ROOT / "configs" / "paper_exact.yaml").read_text()) == {**PAPER_RECIPE, **PAPER_FORM}
     paper = resolve(ROOT / "configs" / "paper_exact.yaml")
     # the spec's recipe
     expected = {"batch_size": 64, "lr": 1e-4, "weight_decay": 1e-4, "schedule": "plateau", "warmup_epochs": 5,
@@ -57,6 +59,8 @@ def test_default_yaml_is_the_default_recipe_and_paper_exact_the_papers():
                 "epochs": 250, "tpen_lr_scale": 1.0, "tpen_weight_decay": None}  # fmt: skip
     assert {k: paper["train"][k] for k in expected} == expected
     assert paper["data"]["image_size"] == 224 and paper["model"] == {"name": "nexnet_seg", "form": "paper"}
+    layered = resolve([ROOT / "configs" / "paper_exact.yaml", ROOT / "configs" / "ablation" / "no_masa.yaml"])
+    assert layered["model"]["form"] == "paper" and layered["model"]["masa"] is False and layered["train"]["lr"] == 1e-4
 
 
 def test_warmup_then_plateau_schedule():
@@ -261,17 +265,32 @@ def test_existing_run_needs_resume(data, tmp_path):
 
 def test_run_config_records_the_model_in_full_and_old_runs_resume_as_the_paper_form(data, tmp_path):
     run = tmp_path / "run"
-    train(tiny_cfg(data, epochs=1, extra=["model.form=paper"]), run, quiet=True)
+    old_release = ["model.form=paper", "train.schedule=plateau", "train.tpen_lr_scale=1", "train.tpen_weight_decay=null"]  # fmt: skip
+    train(tiny_cfg(data, epochs=1, extra=old_release), run, quiet=True)
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["encoder_chain"] == "nex" and saved["model"]["dropout"] == 0.2  # resolved, not implied
     for key in ("form", "tpen_init", "encoder_chain", "dropout"):  # as a run from before forms recorded it
         del saved["model"][key]
+    for key in ("schedule", "tpen_lr_scale", "tpen_weight_decay"):
+        del saved["train"][key]
     saved["train"]["epochs"] = 2
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 0
     resumed = yaml.safe_load((run / "config.yaml").read_text())["model"]
     assert (resumed["form"], resumed["encoder_chain"], resumed["tpen_init"]) == ("paper", "nex", "log1p")
-    assert len(log_rows(run)) == 2
+    lrs = [float(r.split(",")[5]) for r in log_rows(run)]
+    assert len(lrs) == 2 and lrs[1] == 0.003  # the old run's plateau schedule, not today's cosine
+
+
+def test_a_resumed_run_keeps_its_recorded_model_whoever_resumes_it(data, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(data, epochs=1), run, quiet=True)
+    train(tiny_cfg(data, epochs=2, extra=["model.form=paper"]), run, resume=True, quiet=True)
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["form"] == "revised"
+    with pytest.raises(NexnetError, match="holds a run of 'nexnet_seg_s', not 'unet'"):
+        train(resolve(None, ["model.base_width=4"], model__name="unet", data__dataset="folder",
+                      data__data_root=str(data), data__split="seeded", data__image_size=32, train__epochs=3,
+                      train__batch_size=4, train__device="cpu"), run, resume=True, quiet=True)  # fmt: skip
 
 
 def test_sigkill_mid_epoch_then_resume_finishes(data, tmp_path):

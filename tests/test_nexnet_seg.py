@@ -9,9 +9,10 @@ from nexnet.models import TPEN, NExNetSeg
 from nexnet.models.blocks import NExBlock
 
 
-def test_gradients_reach_every_parameter_of_nexnet_seg():
+@pytest.mark.parametrize("form", ["revised", "paper"])
+def test_gradients_reach_every_parameter_of_nexnet_seg(form):
     torch.manual_seed(0)
-    model = nexnet.create_model("nexnet_seg")
+    model = nexnet.create_model("nexnet_seg", form=form)
     x = torch.randn(2, 3, 64, 64)  # 2x2 at the bottleneck: attention has more than one token
     out = model(x)
     (out * torch.randn_like(out)).sum().backward()
@@ -102,7 +103,13 @@ def test_forms_set_tpen_init_and_encoder_chain_and_explicit_keywords_win():
     mixed = nexnet.create_model("nexnet_seg_s", form="paper", encoder_chain="conv_masa")
     assert mixed.config["encoder_chain"] == "conv_masa" and mixed.encoder[0].chain == "conv_masa"
     assert mixed.encoder[0].tpen.init == "log1p"
-    with pytest.raises(NexnetError, match="form must be one of paper, revised, got 'v3'"):
+    assert mixed.config["form"] == "custom"  # never labelled as a form it is not
+    rebuilt = nexnet.create_model("nexnet_seg_s", **mixed.config)
+    assert rebuilt.config == mixed.config
+    assert nexnet.create_model("nexnet_seg_s", form="paper", tpen_init="log1p").config["form"] == "paper"
+    with pytest.raises(NexnetError, match="form 'custom' needs encoder_chain"):
+        nexnet.create_model("nexnet_seg_s", form="custom", tpen_init="linear")
+    with pytest.raises(NexnetError, match="form must be one of paper, revised or custom, got 'v3'"):
         nexnet.create_model("nexnet_seg_s", form="v3")
     with pytest.raises(NexnetError, match="encoder_chain must be one of nex, conv_masa"):
         nexnet.create_model("nexnet_seg_s", encoder_chain="skip")

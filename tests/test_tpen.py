@@ -93,11 +93,14 @@ def test_fused_tpen_channels_last_and_explicit_formula():
 
 def test_linear_init_starts_as_the_plain_neuron_and_learns_every_order():
     torch.manual_seed(0)
-    layer = TPEN(3, order=3, init="linear")
+    layer = TPEN(3, order=3, init="linear", clip=8.0)  # the clamp NExNet Seg uses
     assert layer.coefficients.detach().tolist() == [[1.0] * 3, [0.0] * 3, [0.0] * 3]
     x = torch.rand(2, 3, 4, 4) * 3
     plain = TPEN(3, order=1, trainable=False)
-    torch.testing.assert_close(layer(x), plain(x))
+    torch.testing.assert_close(layer(x), plain(x))  # inside the clamp: exactly BN(x)
+    big = x.clone()
+    big[0, :, 0, 0] = 20.0
+    assert not torch.allclose(layer(big), plain(big))  # beyond it the input is clamped, the plain neuron's is not
     layer(x).pow(2).mul(torch.randn(2, 3, 4, 4)).sum().backward()
     assert (layer.coefficients.grad.abs() > 0).all()  # the zero orders receive gradient too
 

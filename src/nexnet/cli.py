@@ -114,7 +114,8 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser(
         "train", help="train a registered model on a dataset",
         description="Train with the default recipe (configs/default.yaml) unless told otherwise; "
-        "--config configs/paper_exact.yaml gives the paper's recipe and network. The run "
+        "--config configs/paper_exact.yaml gives NExNet Seg's paper network and recipe, "
+        "configs/paper_recipe.yaml the paper's recipe for any model. The run "
         "folder gets config.yaml, split.json, best/, last/, log.csv and curves.png. Under torchrun "
         "(python -m torch.distributed.run --nproc_per_node N -m nexnet train ...) it trains with DDP.",
     )  # fmt: skip
@@ -138,7 +139,8 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
                    help="torch.compile the training forward pass: +20%% images/s for nexnet_seg with --amp on an "
                         "H100, none on CPU; the first steps wait for the compiler")  # fmt: skip
     t.add_argument("--seed", type=int, default=None, help="training and split seed")
-    t.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this")
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="time budget: stop before an epoch would pass it; the cosine schedule spans it")  # fmt: skip
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     t.add_argument("--mask-suffix", default=None)
     t.add_argument("--skip-bad", action="store_true", help="leave unreadable pairs out")
@@ -206,7 +208,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
         "reproduce", help="run the paper's Table 1, 2 or 4 as a resumable grid",
         description="Table 1: datasets x models; Table 2: the ablation variants (first dataset found); "
         "Table 4: the profile. Finished runs are skipped, interrupted ones resume. --quick: 64 px, 8 epochs, "
-        "lr 1e-3, NExNet Seg and UNet on Kvasir (see docs/reproduce.md).",
+        "batch 16, lr 1e-3, NExNet Seg and UNet on Kvasir, over either recipe (see docs/reproduce.md).",
     )  # fmt: skip
     r.add_argument("--table", required=True, choices=["1", "2", "4"])
     r.add_argument("--data-root", default=None, help="a folder holding the datasets under their usual names")
@@ -217,8 +219,8 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", default="results")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every run")
     r.add_argument("--paper-exact", action="store_true",
-                   help="the paper's recipe (configs/paper_exact.yaml) for every model, "
-                        "and NExNet Seg's paper form")  # fmt: skip
+                   help="the paper's recipe (configs/paper_recipe.yaml) for every model and NExNet Seg's "
+                        "paper form, in tableN_paper_exact/")  # fmt: skip
     r.set_defaults(func=cmd_reproduce)
 
     x = sub.add_parser("export", help="export a checkpoint to ONNX, checked with onnxruntime",

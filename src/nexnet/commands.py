@@ -179,7 +179,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                      args.paper_exact)  # fmt: skip
         else:
             R.table2(Path(args.data_root), out, datasets, args.quick, device, print, args.set, args.paper_exact)
-    print(f"wrote {out}/table{args.table}.md and .csv")
+    name = R.table_name(int(args.table), args.paper_exact and args.table != "4")
+    print(f"wrote {out}/{name}.md and .csv")
     return 0
 
 

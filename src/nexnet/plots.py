@@ -82,7 +82,8 @@ def line_chart(path: str | Path, x: list[float], panels: list[tuple[str, dict[st
             for px, py in pts:
                 draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
             col, row = divmod(k, _legend_rows(len(series)))
-            draw.text((ox + left + 160 + 90 * col, oy + 8 + 12 * row), f"- {name}", fill=colour, font=font)
+            col_width = 6 * max(len(n) for n in series) + 24  # the default font is about 6 px per character
+            draw.text((ox + left + 160 + col_width * col, oy + 8 + 12 * row), f"- {name}", fill=colour, font=font)
     save_png(path, im)
 
 

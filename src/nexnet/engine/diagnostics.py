@@ -36,10 +36,12 @@ class GradientNorms:
         self.norms.append(torch.nn.utils.clip_grad_norm_(parameters, max_norm).detach())
 
     def summary(self) -> dict[str, float]:
-        """Median and maximum norm, and the fraction of steps clipping scaled (nan without steps)."""
-        if not self.norms:
-            return {"grad_norm_median": float("nan"), "grad_norm_max": float("nan"), "clipped_fraction": float("nan")}
-        norms = torch.stack(self.norms).float().cpu().numpy()
+        """Median and maximum norm, and the fraction of steps clipping scaled, over the steps with a
+        finite norm (nan without any)."""
+        norms = torch.stack(self.norms).float().cpu().numpy() if self.norms else np.zeros(0)
+        norms = norms[np.isfinite(norms)]  # an fp16 overflow: GradScaler skips that step
+        if not len(norms):
+            return dict.fromkeys(("grad_norm_median", "grad_norm_max", "clipped_fraction"), float("nan"))
         clipped = float(np.mean(norms > self.clip)) if self.clip else 0.0
         return {"grad_norm_median": float(np.median(norms)), "grad_norm_max": float(norms.max()),
                 "clipped_fraction": clipped}  # fmt: skip

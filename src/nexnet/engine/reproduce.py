@@ -15,7 +15,7 @@ from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model
 from ..plots import bar_chart, scatter_chart
 from ..profile import count_parameters, format_markdown, profile_model
-from .config import merge, paper_recipe, parse_set, resolve
+from .config import load_yaml, merge, paper_recipe, parse_set, resolve
 from .evaluate import evaluate
 from .pretrain import PRETRAIN_DEFAULTS, pretrain
 from .trainer import train
@@ -42,14 +42,19 @@ QUICK_PRETRAIN = {"image_size": 64, "epochs": 3, "batch_size": 16}
 
 def run_config(model: str, dataset: str, folder: Path, quick: bool, device: str, extra: list[str] | None = None,
                paper_exact: bool = False, variant: list[str] | None = None) -> dict:  # fmt: skip
-    """One cell's config: defaults, then --quick's, the paper's recipe (``paper_exact``), the
-    ``variant``'s keys, and the user's ``--set`` last."""
-    sets = [f"{k}={v}" for k, v in QUICK.items()] if quick else []
-    cfg = resolve(None, [*sets, f"train.device={device}"], model__name=model, data__dataset=dataset,
+    """One cell's config: defaults, the paper's recipe (``paper_exact``), then --quick's settings
+    (a CPU-sized run wins over either recipe), the ``variant``'s keys, and the user's ``--set`` last."""
+    cfg = resolve(None, [f"train.device={device}"], model__name=model, data__dataset=dataset,
                   data__data_root=str(folder))  # fmt: skip
     if paper_exact:
         cfg = merge(cfg, paper_recipe(model))
-    return merge(cfg, parse_set([*(variant or []), *(extra or [])]))
+    quick_sets = [f"{k}={v}" for k, v in QUICK.items()] if quick else []
+    return merge(cfg, parse_set([*quick_sets, *(variant or []), *(extra or [])]))
+
+
+def table_name(table: int, paper_exact: bool) -> str:
+    """``table1``, or ``table1_paper_exact``: the two recipes never share cells or files."""
+    return f"table{table}" + ("_paper_exact" if paper_exact else "")
 
 
 def available(datasets: list[str], root: Path, say: Callable[[str], None]) -> list[tuple[str, Path]]:
@@ -76,6 +81,8 @@ def run_cell(run: Path, cfg: dict, dataset: str, folder: Path, say: Callable[[st
     if not (run / "train_done.json").is_file():
         resume = (run / "last" / "state.json").is_file()
         say(f"{run}: {'resuming' if resume else 'training'}")
+        if resume and (run / "config.yaml").is_file():  # continue the run as it started, not as today's defaults say
+            cfg = merge(load_yaml(run / "config.yaml"), {"train": {"device": cfg["train"]["device"]}})
         try:
             result = train(cfg, run, resume=resume)  # its epoch lines are the grid's progress
         except (NexnetError, ValueError) as e:
@@ -97,16 +104,17 @@ def table1(root: Path, out: Path, datasets: list[str], models: list[str], quick:
     for dataset, folder in available(datasets, root, say):
         for model in models:
             cfg = run_config(model, dataset, folder, quick, device, extra, paper_exact)
-            s = run_cell(out / "table1" / dataset / model, cfg, dataset, folder, say)
+            s = run_cell(out / table_name(1, paper_exact) / dataset / model, cfg, dataset, folder, say)
             reported = (
                 PAPER_DICE[model][DATASETS.index(dataset)] if model in PAPER_DICE and dataset in DATASETS else None
             )
             rows.append(_row(dataset, model, s, cfg, reported))
-    _write(out / "table1", rows)
+    _write(out / table_name(1, paper_exact), rows)
     points = [(r["params_m"], r["ours_mdice"], MODELS.get(r["model"], r["model"]), r["dataset"])
               for r in rows if r["ours_mdice"] is not None]  # fmt: skip
     if points:
-        scatter_chart(out / "table1_params_vs_dice.png", points, "parameters (M)", "mean Dice (ours, honest)")
+        figure = out / f"{table_name(1, paper_exact)}_params_vs_dice.png"
+        scatter_chart(figure, points, "parameters (M)", "mean Dice (ours, honest)")
     return rows
 
 
@@ -114,7 +122,7 @@ def table2(root: Path, out: Path, datasets: list[str], quick: bool, device: str,
            say: Callable[[str], None], extra: list[str] | None = None,
            paper_exact: bool = False) -> list[dict]:  # fmt: skip
     dataset, folder = available(datasets, root, say)[0]
-    base = out / "table2" / dataset
+    base = out / table_name(2, paper_exact) / dataset
     pre = base / "pretrain"
     if not (pre / "best").is_dir() or not (pre / "pretrain_done.json").is_file():
         cfg = {**PRETRAIN_DEFAULTS, "datasets": [dataset], "data_roots": [str(folder)], "device": device,
@@ -130,9 +138,9 @@ def table2(root: Path, out: Path, datasets: list[str], quick: bool, device: str,
         cfg = run_config("nexnet_seg", dataset, folder, quick, device, extra, paper_exact, variant)
         s = run_cell(base / name, cfg, dataset, folder, say)
         rows.append({**_row(dataset, "nexnet_seg", s, cfg, reported), "variant": name})
-    _write(out / "table2", rows, first=["variant"])
+    _write(out / table_name(2, paper_exact), rows, first=["variant"])
     names = [r["variant"] for r in rows]
-    bar_chart(out / "table2_ablation.png", names, {
+    bar_chart(out / f"{table_name(2, paper_exact)}_ablation.png", names, {
         "ours (honest mDice)": [r["ours_mdice"] for r in rows],
         "ours (authors' protocol)": [r["authors_protocol_dice"] for r in rows],
         "reported (README figure)": [r["reported_dice"] for r in rows],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from ..errors import NexnetError
+
 SCHEDULES = ("plateau", "cosine")
 
 
@@ -90,4 +92,4 @@ def make_schedule(tc: dict) -> WarmupPlateau | WarmupCosine:
         return WarmupCosine(tc["lr"], tc["warmup_epochs"], tc["min_lr"])
     if name == "plateau":
         return WarmupPlateau(tc["lr"], tc["warmup_epochs"], tc["plateau_factor"], tc["plateau_patience"], tc["min_lr"])
-    raise ValueError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {name!r}")
+    raise NexnetError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {name!r}")

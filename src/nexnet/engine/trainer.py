@@ -18,7 +18,7 @@ from ..models import create_model
 from ..models.registry import upgrade_config
 from ..runtime import place_model
 from . import distributed as D
-from .config import dump, model_kwargs
+from .config import dump, load_yaml, model_kwargs
 from .diagnostics import TPENProbe
 from .epoch import Stepper, fit_epoch
 from .losses import DiceBCELoss, positive_weight
@@ -75,11 +75,11 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     if not resume and (out / "last").exists():
         raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
     say = (lambda msg: tqdm.write(msg)) if env.main and not quiet else (lambda msg: None)
-    name = cfg["model"]["name"]
-    kwargs = upgrade_config(name, model_kwargs(cfg)) if resume else model_kwargs(cfg)
+    name, kwargs = _model_spec(cfg, out, resume)
     torch.manual_seed(tc["seed"])
     model = create_model(name, **kwargs)  # bad model options fail here, before any decoding
-    amp = D.autocast_dtype(tc["amp"], device)  # likewise for a precision this device cannot run
+    make_schedule(tc)  # likewise a bad schedule
+    amp = D.autocast_dtype(tc["amp"], device)  # and a precision this device cannot run
 
     # Rank 0 decodes first; the others then read the finished cache.
     if env.main:
@@ -192,6 +192,18 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         f"{state['optimizer_steps']} optimizer steps; run folder {out}"
     )
     return {**state, "stop_reason": stop_reason, "run": str(out)}
+
+
+def _model_spec(cfg: dict, out: Path, resume: bool) -> tuple[str, dict]:
+    """The model's name and keywords. A resumed run rebuilds the model its ``config.yaml`` recorded,
+    whoever resumes it, upgraded from older releases (runs from before forms hold the paper form)."""
+    name = cfg["model"]["name"]
+    if not (resume and (out / "config.yaml").is_file()):
+        return name, model_kwargs(cfg)
+    saved = load_yaml(out / "config.yaml").get("model", {})
+    if saved.get("name") != name:
+        raise NexnetError(f"{out}: holds a run of {saved.get('name')!r}, not {name!r}; resume it as it was")
+    return name, upgrade_config(name, {k: v for k, v in saved.items() if k != "name"})
 
 
 def _best_extra(cfg: dict, split: str, epoch: int, metrics: dict) -> dict:

@@ -28,10 +28,22 @@ DEFAULT_FORM = "revised"
 
 
 def resolve_form(form: str, **given: Any) -> dict[str, Any]:
-    """``FORMS[form]`` updated by the ``given`` values that are not None."""
+    """``FORMS[form]`` updated by the ``given`` values that are not None; ``"custom"`` needs them all."""
+    given = {k: v for k, v in given.items() if v is not None}
+    if form == "custom":
+        missing = [k for k in FORMS[DEFAULT_FORM] if k not in given]
+        if missing:
+            raise ValueError(f"NExNet Seg form 'custom' needs {', '.join(missing)}")
+        return given
     if form not in FORMS:
-        raise ValueError(f"NExNet Seg form must be one of {', '.join(FORMS)}, got {form!r}")
-    return {**FORMS[form], **{k: v for k, v in given.items() if v is not None}}
+        raise ValueError(f"NExNet Seg form must be one of {', '.join(FORMS)} or custom, got {form!r}")
+    return {**FORMS[form], **given}
+
+
+def form_name(form: str, chosen: dict[str, Any]) -> str:
+    """``form`` if ``chosen`` is exactly that form's settings, else ``"custom"``: a saved config never
+    names a form its network is not."""
+    return form if FORMS.get(form) == chosen else "custom"
 
 
 class NExNetSeg(SegmentationModel):
@@ -44,7 +56,8 @@ class NExNetSeg(SegmentationModel):
 
     Args:
         form: ``"revised"`` (default) or ``"paper"``: the values of ``tpen_init`` and
-            ``encoder_chain`` when they are not given (see :data:`FORMS`).
+            ``encoder_chain`` when they are not given (see :data:`FORMS`). A network that matches
+            neither records ``"custom"``.
         widths: channels of the six encoder levels.
         in_channels: image channels.
         num_classes: output channels (1 for binary segmentation: logits).
@@ -97,7 +110,7 @@ class NExNetSeg(SegmentationModel):
             widths=widths, in_channels=in_channels, num_classes=num_classes, tpen=tpen,
             order=order, masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode,
             dropout=dropout, ssl_channels=ssl_channels, tpen_clip=tpen_clip, ssl=ssl, freeze_ssl=freeze_ssl,
-            form=form, **chosen,
+            form=form_name(form, chosen), **chosen,
         )  # fmt: skip
         self.ssl_encoder: SSLEncoder | None = None
         if ssl:

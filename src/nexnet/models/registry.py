@@ -38,7 +38,10 @@ def create_model(name: str, **overrides) -> nn.Module:
     try:
         model = _MODELS[name](**overrides)
     except (TypeError, ValueError) as e:  # an unknown or misspelt keyword, or a bad value
-        raise NexnetError(f"model {name!r}: {e}") from None
+        hint = ""
+        if "'form'" in str(e):
+            hint = "; only the nexnet_seg models have forms (for the paper's recipe alone: configs/paper_recipe.yaml)"
+        raise NexnetError(f"model {name!r}: {e}{hint}") from None
     model.model_name = name
     return model
 
