@@ -93,7 +93,10 @@ def _map(fn: Callable, items: list, workers: int, desc: str) -> list:
     bar = dict(total=len(items), desc=desc, unit="img", dynamic_ncols=True, leave=False)
     if workers <= 1 or len(items) < 8:
         return [fn(i) for i in tqdm(items, **bar)]
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    # Under a multi-process launcher (torchrun sets WORLD_SIZE) the process group's sockets already
+    # exist: forked workers would inherit them, and their exit could tear down the connection.
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    method = "fork" if "fork" in mp.get_all_start_methods() and not distributed else "spawn"
     with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
         return list(tqdm(pool.map(fn, items, chunksize=8), **bar))
 
