@@ -1,6 +1,7 @@
 """The benchmark drivers that a GPU runs, run here on the CPU at toy size."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,19 @@ def test_gpu_side_by_side_trains_both_models_for_the_same_epochs_and_tests_once(
         assert summary["cases"] == 5 and res["test_dice"] == summary["mean"]["dice"]  # the run's own test split
     table = (out / "table.md").read_text()
     assert "| `nexnet_seg_s` | 2 | 8 |" in table and "2 epochs each" in table and "5 images" in table
+
+
+def test_gpu_speed_runs_both_models_side_by_side_at_toy_size_on_cpu(tmp_path):
+    out = tmp_path / "speed.json"
+    cmd = ["bash", str(ROOT / "benchmarks" / "gpu_speed.sh"), "--device", "cpu", "--image-size", "64", "--batches", "2",
+           "--steps", "2", "--rounds", "1", "--warmup", "1", "--latency-repeats", "2", "--compile-timeout", "1",
+           "--json", str(out)]  # fmt: skip
+    r = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHON": sys.executable}
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "| | nexnet_seg | unet | nexnet_seg / unet |" in r.stdout and "over the 1 s limit, left out" in r.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert rows["training, batch 2, images/s"]["nexnet_seg"] > 0 and rows["batch 1, forward, eager, ms"]["unet"] > 0
+    assert rows["batch 1, forward, torch.compile reduce-overhead, ms"] == {"nexnet_seg": None, "unet": None}
+    assert not any("CUDA graph" in k for k in rows)  # CPU: eager only

@@ -95,6 +95,7 @@ def test_train_evaluate_predict_score_end_to_end(data, tmp_path, capsys):
     names = sorted(p.name for p in run.iterdir())
     assert names == ["best", "config.yaml", "curves.png", "last", "log.csv", "split.json"]
     assert sorted(p.name for p in (run / "last").iterdir()) == [
+        "config.json",  # so that last/ loads and evaluates like best/
         "model.safetensors",
         "state.json",
         "state.safetensors",
@@ -202,9 +203,9 @@ def test_predict_never_overwrites_or_writes_into_the_input(data, tmp_path, capsy
         )
         == 0
     )
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.jpg.png", "a.png.png"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.jpg.png", "a.png.png", "predict.json"]
     assert main(["predict", "--checkpoint", str(run / "best"), "--input", str(inputs), "--out", str(inputs / "x")]) == 2
-    assert "never writes there" in capsys.readouterr().err
+    assert "nexnet never writes into source data" in capsys.readouterr().err
 
 
 def test_pickle_checkpoint_is_refused_in_one_line(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """nexnet-seg: NExNet Seg and baselines for medical image segmentation."""
 
+from .engine.inference import Predictor
 from .errors import NexnetError
 from .models import (
     SegmentationModel,
@@ -12,6 +13,6 @@ from .models import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "NexnetError", "SegmentationModel", "__version__", "create_model", "from_pretrained",
+    "NexnetError", "Predictor", "SegmentationModel", "__version__", "create_model", "from_pretrained",
     "list_models", "register_model", "save_pretrained",
 ]  # fmt: skip

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from .commands import (
+    cmd_cache,
     cmd_check_data,
     cmd_datasets,
     cmd_demo,
@@ -25,6 +27,10 @@ from .errors import NexnetError
 Handler = Callable[[argparse.Namespace], int]
 
 
+NO_GRAPHS_HELP = (
+    "on CUDA, run the network eagerly instead of replaying captured CUDA graphs "
+    "(default: graphs on CUDA; the CPU always runs eagerly)"
+)
 AMP_INFERENCE_HELP = (
     "bf16 autocast (fp16 on CUDA without bf16): on CPUs with AMX 1.85x faster for nexnet_seg, "
     "slower on CPUs without fast bf16; masks can differ from float32 at the edges"
@@ -35,6 +41,18 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+SPLIT_SEED_HELP = (
+    "seed of the seeded, kfold and CVC pranet test parts and of the carved validation part "
+    "(default 0); apart from --seed, so that a multi-seed study keeps its test and val sets"
+)
+
+
+def add_part_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--split-file", default=None, metavar="SPLIT_JSON", help=what)
+    p.add_argument("--subset", choices=["test", "val", "train"], default="test",
+                   help="with --split-file: which part (default test)")  # fmt: skip
+
+
 def add_data_flags(p: argparse.ArgumentParser, split_required: bool = False) -> None:
     """The flags every data-reading verb shares."""
     p.add_argument("--dataset", required=True, help="adapter name: see 'nexnet datasets'")
@@ -42,7 +60,7 @@ def add_data_flags(p: argparse.ArgumentParser, split_required: bool = False) -> 
     p.add_argument("--split", required=split_required, default=None,
                    help="official, pranet, medico2020, paper, kfold:K/N, seeded, or a split.json "
                         "(default: the dataset's usual split)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="seed for seeded splits and carved validation")
+    p.add_argument("--split-seed", "--seed", dest="split_seed", type=int, default=0, help=SPLIT_SEED_HELP)
     p.add_argument("--mask-suffix", default=None, help="folder adapter: mask name suffix, e.g. _segmentation")
     p.add_argument("--skip-bad", action="store_true", help="leave unreadable pairs out and list them")
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: up to 4)")
@@ -71,6 +89,17 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_profile)
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, unless it is unset (None, False) or the help names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default in (None, False, [], argparse.SUPPRESS)
+        if not action.option_strings or unset or "default" in text:
+            return text
+        return f"{text} (default: {action.default})".strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -84,9 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     d = sub.add_parser("demo", help="a small end-to-end run that needs no data",
-                       description="Build NExNet Seg and run it on a synthetic image.")  # fmt: skip
+                       description="Generate 240 SYNTHETIC polyp-like images, train nexnet_seg_s on them for "
+                       "about two minutes on the CPU, evaluate it on their test split, predict with overlays, "
+                       "and write OUT/report.md. Synthetic data: it shows the pipeline works, no more.")  # fmt: skip
     d.add_argument("--out", default="demo", help="output folder (default: demo)")
-    d.add_argument("--seconds", type=float, default=120, help="training budget in seconds")
+    d.add_argument("--seconds", type=float, default=120, help="training budget in seconds (default 120)")
     d.set_defaults(func=cmd_demo)
 
     m = sub.add_parser("models", help="list registered model names")
@@ -98,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("datasets", help="dataset names and the folder layout each expects")
     ds.set_defaults(func=cmd_datasets)
 
+    ca = sub.add_parser("cache", help="where decoded images are cached, and how much; --clear removes them",
+                        description="Each dataset is decoded and resized once into ~/.cache/nexnet-seg "
+                        "(NEXNET_CACHE_DIR moves it); about 200 MB for Kvasir-SEG at 224 px.")  # fmt: skip
+    ca.add_argument("--clear", action="store_true", help="delete the cache; it is rebuilt when next needed")
+    ca.set_defaults(func=cmd_cache)
+
     c = sub.add_parser(
         "check-data", help="report pairs, sizes, mask values, splits and problems of a dataset",
         description="Decode every pair once and report what a training run would see. Exits 1, "
@@ -107,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split-out", metavar="FILE", help="also write the split as JSON")
     c.set_defaults(func=cmd_check_data)
     _add_engine(sub)
+    for verb in sub.choices.values():
+        verb.formatter_class = DefaultsFormatter
     return parser
 
 
@@ -128,20 +167,24 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
                    help="YAML file (e.g. configs/paper_exact.yaml); repeatable, later files win")  # fmt: skip
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set train.lr=3e-4 --set model.gamma=rmt")  # fmt: skip
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--image-size", type=int, default=None)
-    t.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    t.add_argument("--epochs", type=int, default=None, help="default 250 (configs/default.yaml), or the --config's")
+    t.add_argument("--batch-size", type=int, default=None, help="per process; default 16 (configs/default.yaml)")
+    t.add_argument("--image-size", type=int, default=None,
+                   help="square side in px, a multiple of 32 (16: UNet, UNet++, TransUNet); default 224")  # fmt: skip
+    t.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default auto: CUDA if present")
     t.add_argument("--amp", action="store_true", help="autocast: bf16 (or fp16 without bf16) on CUDA, bf16 on CPU: "
                    "on CPUs with AMX 1.75x the images/s for nexnet_seg, slower on CPUs without fast bf16 "
                    "(docs/performance.md)")  # fmt: skip
     t.add_argument("--compile", action="store_true",
                    help="torch.compile the training forward pass: +20%% images/s for nexnet_seg with --amp on an "
                         "H100, none on CPU; the first steps wait for the compiler")  # fmt: skip
-    t.add_argument("--seed", type=int, default=None, help="training and split seed")
+    t.add_argument("--seed", type=int, default=None, help="training seed: weights, order, augmentation (default 0)")
+    t.add_argument("--split-seed", type=int, default=None, help=SPLIT_SEED_HELP)
     t.add_argument("--max-minutes", type=float, default=None,
                    help="time budget: stop before an epoch would pass it; the cosine schedule spans it")  # fmt: skip
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last epoch, from any folder; with --data-root, on "
+                        "data that moved (its split's cases must all be there)")  # fmt: skip
     t.add_argument("--mask-suffix", default=None)
     t.add_argument("--skip-bad", action="store_true", help="leave unreadable pairs out")
     t.add_argument("--workers", type=int, default=None, help="decoding processes")
@@ -161,13 +204,19 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     pt.add_argument("--data-root", default=None, help="one folder per dataset, comma-separated")
     pt.add_argument("--split", default=None, help="whose training part to use (default: each dataset's usual)")
     pt.add_argument("--out", required=True)
-    pt.add_argument("--epochs", type=int, default=None)
-    pt.add_argument("--batch-size", type=int, default=None)
-    pt.add_argument("--image-size", type=int, default=None)
+    pt.add_argument("--epochs", type=int, default=None, help="default 100")
+    pt.add_argument("--batch-size", type=int, default=None, help="default 16")
+    pt.add_argument("--image-size", type=int, default=None, help="a multiple of 32; default 224")
     pt.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
     pt.add_argument("--noise", type=float, default=None, help="Gaussian noise sigma on [0, 1] images (default 0.1)")
     pt.add_argument("--vgg-weights", default=None, help="local VGG16 weights (.safetensors or torchvision .pth)")
-    pt.add_argument("--seed", type=int, default=None)
+    pt.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
+    pt.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="as train's; fine-tuning on this checkpoint needs the same --split and --split-seed",
+    )
     pt.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     pt.add_argument("--max-minutes", type=float, default=None)
     pt.add_argument("--workers", type=int, default=None)
@@ -181,8 +230,13 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--checkpoint", "--model_path", required=True, help="a best/ folder (save_pretrained)")
     e.add_argument("--dataset", required=True)
     e.add_argument("--data-root", required=True)
-    e.add_argument("--split", default=None, help="default: the training run's split.json when beside it")
-    e.add_argument("--subset", choices=["test", "val"], default="test")
+    e.add_argument("--split", default=None,
+                   help="default: the split the model was trained on (its split.json); another split is refused "
+                        "if its scored cases were trained on")  # fmt: skip
+    e.add_argument("--split-seed", type=int, default=None, help="default: the model's own split seed, else 0")
+    e.add_argument("--subset", choices=["test", "val", "all"], default="test",
+                   help="the split's part to score (default test); all: every labelled case, for a dataset the "
+                        "model never saw (cross-dataset evaluation)")  # fmt: skip
     e.add_argument("--threshold", default="0.5", help="a number, or 'val' to choose it on the validation split")
     e.add_argument("--tta", action="store_true", help="average probabilities over flips")
     e.add_argument("--protocol", choices=["honest", "paper"], default="honest",
@@ -190,18 +244,25 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", default=None, help="folder for summary.json (default: the checkpoint folder)")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.add_argument("--amp", action="store_true", help=AMP_INFERENCE_HELP)
+    e.add_argument("--no-graphs", action="store_true", help=NO_GRAPHS_HELP)
     e.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="masks (and overlays) for an image or a folder of images")
+    p = sub.add_parser("predict", help="masks (and overlays) for an image or a folder of images",
+                       description="Write a 0/255 PNG mask per image at the image's original size (resized to "
+                       "the model's input size, thresholded at the checkpoint's threshold, resized back); with "
+                       "--overlay, contour overlays and a preview grid. Never writes into the input or "
+                       "ground-truth folders.")  # fmt: skip
     p.add_argument("--checkpoint", "--model_path", default=None, help="a best/ folder (save_pretrained)")
     p.add_argument("--onnx", default=None, help="run an exported ONNX file through onnxruntime instead")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--out", required=True, help="output folder (never the input folder)")
     p.add_argument("--overlay", action="store_true", help="also write contour overlays")
     p.add_argument("--gt", default=None, help="ground-truth mask folder, drawn in blue on overlays")
-    p.add_argument("--tta", action="store_true")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--tta", action="store_true", help="average probabilities over the four flips (4x the time)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto: CUDA if present")
     p.add_argument("--amp", action="store_true", help=AMP_INFERENCE_HELP)
+    p.add_argument("--no-graphs", action="store_true", help=NO_GRAPHS_HELP)
+    add_part_flags(p, "predict only the images of one part of a split.json, e.g. runs/kvasir/split.json")
     p.set_defaults(func=cmd_predict)
 
     r = sub.add_parser(
@@ -238,6 +299,10 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--pred", required=True, help="predicted masks (0/255, 0/1 or probability PNGs)")
     s.add_argument("--gt", required=True, help="ground-truth masks, paired by file stem")
     s.add_argument("--out", default=None, help="folder for summary.json (default: --pred)")
+    add_part_flags(s, "score only the ground truth of one part of a split.json, e.g. runs/kvasir/split.json")
+    s.add_argument("--ignore-missing", action="store_true",
+                   help="leave out ground-truth masks that have no prediction (default: score them as empty "
+                        "masks); either way summary.json counts and names them")  # fmt: skip
     s.set_defaults(func=cmd_score)
 
 
@@ -247,6 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .runtime import keep_freed_memory
 
     keep_freed_memory()  # one process per command: reuse freed activations instead of faulting them in
+    quiet = getattr(args, "quiet", False)
+    before = os.environ.get("TQDM_DISABLE")
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # every progress bar, the decoding bars inside the data layer too
     try:
         return int(args.func(args) or 0)
     except NexnetError as e:
@@ -255,6 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nexnet {args.verb}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if quiet and before is None:
+            os.environ.pop("TQDM_DISABLE", None)
 
 
 if __name__ == "__main__":

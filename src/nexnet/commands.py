@@ -15,6 +15,7 @@ def _csv(value: str) -> list[str]:
 def cmd_profile(args: argparse.Namespace) -> int:
     import torch
 
+    from .engine.config import check_count, check_image_size
     from .io import atomic_write_json
     from .models import create_model, list_models
     from .profile import format_table, profile_model
@@ -27,6 +28,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in list_models()]
     if unknown:
         create_model(unknown[0])  # raises with the list of names and close matches
+    check_count(args.batch_size, "--batch-size", 1, 1)
+    for name in names:  # every size checked before the first measurement
+        check_image_size(args.image_size, create_model(name).size_multiple, name)
     rows = []
     for name in names:
         model = create_model(name)
@@ -88,7 +92,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .models import list_models
 
     for name in list_models(args.pattern):
-        print(name)
+        note = "  (the SSL pretraining model: nexnet pretrain; not for train)" if name == "ssl_autoencoder" else ""
+        print(f"{name}{note}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .data.cache import cache_root, cache_size, clear_cache
+
+    if args.clear:
+        print(f"removed the decode cache in {cache_root()}: {clear_cache() / 2**20:.1f} MiB freed")
+    else:
+        print(f"decode cache: {cache_root()} ({cache_size() / 2**20:.1f} MiB; set NEXNET_CACHE_DIR to move it)")
     return 0
 
 
@@ -109,7 +124,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     from .data.check import check_dataset, format_report
 
     report, split = check_dataset(
-        args.dataset, args.data_root, args.split, args.seed, args.skip_bad, args.mask_suffix, args.workers
+        args.dataset, args.data_root, args.split, args.split_seed, args.skip_bad, args.mask_suffix, args.workers
     )
     print(format_report(report))
     if split is not None and args.split_out:
@@ -138,12 +153,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = _saved_config(out)
         keep = {"train": {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes),
                                              ("device", args.device)) if v is not None}}  # fmt: skip
+        if args.data_root:  # a moved dataset: its split.json's cases must all be there
+            keep["data"] = {"data_root": str(Path(args.data_root).resolve())}
         cfg = merge(cfg, keep)
     else:
         cfg = resolve(
             args.config, args.set,
             model__name=args.model, data__dataset=args.dataset, data__data_root=args.data_root,
-            data__split=args.split, data__seed=args.seed, data__image_size=args.image_size,
+            data__split=args.split, data__seed=args.split_seed, data__image_size=args.image_size,
             data__mask_suffix=args.mask_suffix, data__skip_bad=args.skip_bad or None,
             data__workers=args.workers, train__epochs=args.epochs, train__batch_size=args.batch_size,
             train__device=args.device, train__amp=args.amp or None, train__seed=args.seed,
@@ -162,6 +179,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .engine import reproduce as R
+    from .outputs import refuse_inside_sources
 
     out = Path(args.out)
     device = args.device or "auto"
@@ -171,6 +189,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     else:
         if not args.data_root:
             raise NexnetError(f"--table {args.table} needs --data-root")
+        refuse_inside_sources(out, "--out", {"--data-root": args.data_root})
         default_sets = ["kvasir"] if args.quick else R.DATASETS
         datasets = args.datasets or default_sets
         if args.table == "1":
@@ -184,12 +203,22 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoint(path: str) -> str:
+    """A run folder stands for its best/ checkpoint, with a note saying so."""
+    from .models.base import checkpoint_folder
+
+    folder, note = checkpoint_folder(path)
+    if note:
+        print(note)
+    return str(folder)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .engine.export import export_onnx
 
     if args.format != "onnx":
         raise NexnetError(f"--format {args.format}: only onnx is supported")
-    export_onnx(args.checkpoint, args.out, args.dynamic, args.image, args.opset)
+    export_onnx(_checkpoint(args.checkpoint), args.out, args.dynamic, args.image, args.opset)
     return 0
 
 
@@ -207,7 +236,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         if not args.dataset or not args.data_root:
             raise NexnetError("name the data: --dataset NAME[,NAME] --data-root PATH[,PATH]")
         flags = {"datasets": _csv(args.dataset), "data_roots": _csv(args.data_root), "split": args.split,
-                 "seed": args.seed, "image_size": args.image_size, "epochs": args.epochs,
+                 "seed": args.seed, "split_seed": args.split_seed, "image_size": args.image_size, "epochs": args.epochs,
                  "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise,
                  "vgg_weights": args.vgg_weights, "device": args.device, "max_minutes": args.max_minutes,
                  "workers": args.workers}  # fmt: skip
@@ -219,21 +248,32 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.evaluate import evaluate
 
-    evaluate(args.checkpoint, args.dataset, args.data_root, args.split, args.subset, args.threshold,
-             args.tta, args.protocol, args.out or args.checkpoint, args.device, amp=args.amp)  # fmt: skip
+    checkpoint = _checkpoint(args.checkpoint)
+    evaluate(checkpoint, args.dataset, args.data_root, args.split, args.subset, args.threshold,
+             args.tta, args.protocol, args.out or checkpoint, args.device, amp=args.amp,
+             split_seed=args.split_seed, graphs=not args.no_graphs)  # fmt: skip
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .engine.predict import predict
 
-    result = predict(args.checkpoint, args.input, args.out, args.overlay, args.gt, args.tta, args.device,
-                     onnx=args.onnx, amp=args.amp)  # fmt: skip
+    checkpoint = _checkpoint(args.checkpoint) if args.checkpoint else None
+    result = predict(checkpoint, args.input, args.out, args.overlay, args.gt, args.tta, args.device,
+                     onnx=args.onnx, amp=args.amp, graphs=not args.no_graphs, split_file=args.split_file,
+                     subset=args.subset)  # fmt: skip
     return 1 if result["failed"] else 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from .engine.predict import score
 
-    score(args.pred, args.gt, args.out or args.pred)
+    score(
+        args.pred,
+        args.gt,
+        args.out or args.pred,
+        ignore_missing=args.ignore_missing,
+        split_file=args.split_file,
+        subset=args.subset,
+    )
     return 0

@@ -22,15 +22,35 @@ def save_png(path: str | Path, arr_or_image: np.ndarray | Image.Image) -> None:
     write_with(Path(path), lambda tmp: im.save(tmp, format="PNG"))
 
 
-def _nice_range(values: list[float]) -> tuple[float, float]:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return 0.0, 1.0
-    lo, hi = min(finite), max(finite)
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
-    pad = (hi - lo) * 0.05
-    return lo - pad, hi + pad
+def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> list[float]:
+    """About ``count`` round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) that cover
+    ``[lo, hi]``; whole numbers only when ``integer``."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        lo, hi = 0.0, 1.0
+    if hi - lo < 1e-12:  # one value: a unit around it, not below 0 for a non-negative one
+        lo, hi = (max(0.0, lo - 0.5) if lo >= 0 else lo - 0.5), hi + 0.5
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    if integer:
+        step = max(1.0, math.ceil(step))
+    first, last = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
+    return [round(first + i * step, 10) for i in range(int(round((last - first) / step)) + 1)]
+
+
+def _x_ticks(x: list[float]) -> list[float]:
+    """Round ticks inside the data's x range; for whole numbers (epochs), whole ticks on the points."""
+    if not x:
+        return [0.0, 1.0]
+    lo, hi = min(x), max(x)
+    if not all(float(v).is_integer() for v in x):
+        return [t for t in nice_ticks(lo, hi, 6) if lo <= t <= hi] or [lo]
+    first, second = nice_ticks(lo, hi, 6, integer=True)[:2] if hi > lo else (0, 1)
+    return [float(t) for t in range(int(lo), int(hi) + 1, int(second - first))]
+
+
+def _tick_label(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.3g}"
 
 
 def _legend_rows(series: int) -> int:
@@ -38,10 +58,11 @@ def _legend_rows(series: int) -> int:
     return series if series <= 4 else 3
 
 
-def line_chart(path: str | Path, x: list[float], panels: list[tuple[str, dict[str, list[float]]]],
+def line_chart(path: str | Path, x: list[float], panels: list[tuple],
                x_label: str = "", panel_size: tuple[int, int] = (520, 300),
                columns: int | None = None) -> None:  # fmt: skip
-    """Line charts in a grid of ``columns`` (default: one row), one panel per ``(title, {series: y values})``."""
+    """Line charts in a grid of ``columns`` (default: one row), one panel per ``(title, {series: y values})``
+    or ``(title, {series: y values}, (y_min, y_max))``; ticks at round values, whole ones for whole x."""
     w, h = panel_size
     columns = columns or len(panels)
     rows = math.ceil(len(panels) / columns)
@@ -49,26 +70,27 @@ def line_chart(path: str | Path, x: list[float], panels: list[tuple[str, dict[st
     draw = ImageDraw.Draw(im)
     font = ImageFont.load_default()
     left, right, bottom = 56, 12, 36
-    top = 22 + 12 * max(_legend_rows(len(series)) for _, series in panels)  # the legend sits above the plot
-    for p, (title, series) in enumerate(panels):
+    top = 22 + 12 * max(_legend_rows(len(panel[1])) for panel in panels)  # the legend sits above the plot
+    x_ticks = _x_ticks(x)
+    xmin, xmax = (min(x), max(x)) if x and max(x) > min(x) else (x_ticks[0] - 1, x_ticks[0] + 1)
+    for p, panel in enumerate(panels):
+        title, series = panel[0], panel[1]
         ox, oy = (p % columns) * w, (p // columns) * h
         x0, x1, y0, y1 = ox + left, ox + w - right, oy + top, oy + h - bottom
         draw.rectangle([x0, y0, x1, y1], outline=(90, 90, 90))
         draw.text((ox + left, oy + 8), title, fill="black", font=font)
-        lo, hi = _nice_range([v for ys in series.values() for v in ys])
-        xmin, xmax = (min(x), max(x)) if x else (0, 1)
-        xmax = xmax if xmax > xmin else xmin + 1
-        for i in range(5):
-            yv = lo + (hi - lo) * i / 4
-            yy = y1 - (y1 - y0) * i / 4
+        finite = [v for ys in series.values() for v in ys if math.isfinite(v)]
+        limits = panel[2] if len(panel) > 2 else None  # e.g. (0, 1) for a Dice panel
+        y_ticks = nice_ticks(*(limits or ((min(finite), max(finite)) if finite else (0.0, 1.0))))
+        lo, hi = y_ticks[0], y_ticks[-1]
+        for yv in y_ticks:
+            yy = y1 - (y1 - y0) * (yv - lo) / (hi - lo)
             draw.line([x0 - 4, yy, x0, yy], fill=(90, 90, 90))
-            draw.text((ox + 4, yy - 6), f"{yv:.3g}", fill="black", font=font)
-        for i in range(5):
-            xv = xmin + (xmax - xmin) * i / 4
-            xx = x0 + (x1 - x0) * i / 4
+            draw.text((ox + 4, yy - 6), _tick_label(yv), fill="black", font=font)
+        for xv in x_ticks:
+            xx = x0 + (x1 - x0) * (xv - xmin) / (xmax - xmin)
             draw.line([xx, y1, xx, y1 + 4], fill=(90, 90, 90))
-            integral = all(float(v).is_integer() for v in x)
-            draw.text((xx - 8, y1 + 8), f"{xv:.0f}" if integral else f"{xv:.3g}", fill="black", font=font)
+            draw.text((xx - 8, y1 + 8), _tick_label(xv), fill="black", font=font)
         draw.text(((x0 + x1) // 2 - 15, oy + h - 14), x_label, fill="black", font=font)
         for k, (name, ys) in enumerate(series.items()):
             colour = COLOURS[k % len(COLOURS)]
@@ -161,8 +183,7 @@ def bar_chart(path: str | Path, groups: list[str], series: dict[str, list[float 
 def scatter_chart(path: str | Path, points: list[tuple[float, float, str, str]], x_label: str, y_label: str) -> None:
     """Points ``(x, y, label, group)``; one colour per group, each point labelled."""
     xs, ys = [p[0] for p in points], [p[1] for p in points]
-    xlo, xhi = _nice_range(xs)
-    ylo, yhi = _nice_range(ys)
+    (xlo, *_, xhi), (ylo, *_, yhi) = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
     w, h = 640, 400
     im = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(im)

@@ -11,7 +11,7 @@ import json
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,8 +28,27 @@ CACHE_VERSION = 2  # bump when reading or resizing changes
 RESIZE = "pil-bilinear-image, pil-bilinear-mask>0.5"
 
 
+CACHE_PARTS = ("facts", "arrays")  # the only folders nexnet writes under the cache root
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("NEXNET_CACHE_DIR", Path.home() / ".cache" / "nexnet-seg"))
+
+
+def cache_size() -> int:
+    """Bytes held by the decode cache."""
+    parts = [cache_root() / p for p in CACHE_PARTS]
+    return sum(f.stat().st_size for part in parts if part.is_dir() for f in part.rglob("*") if f.is_file())
+
+
+def clear_cache() -> int:
+    """Delete the decode cache (only the folders nexnet writes there); the bytes freed."""
+    import shutil
+
+    freed = cache_size()
+    for part in CACHE_PARTS:
+        shutil.rmtree(cache_root() / part, ignore_errors=True)
+    return freed
 
 
 @dataclass
@@ -93,10 +112,13 @@ def _map(fn: Callable, items: list, workers: int, desc: str) -> list:
     bar = dict(total=len(items), desc=desc, unit="img", dynamic_ncols=True, leave=False)
     if workers <= 1 or len(items) < 8:
         return [fn(i) for i in tqdm(items, **bar)]
-    # Under a multi-process launcher (torchrun sets WORLD_SIZE) the process group's sockets already
-    # exist: forked workers would inherit them, and their exit could tear down the connection.
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    method = "fork" if "fork" in mp.get_all_start_methods() and not distributed else "spawn"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun the process group already exists: forked workers would inherit its sockets
+        # and threads, and spawned ones would re-run the user's script. Pillow decodes and resizes
+        # without the GIL, so threads still decode in parallel.
+        with ThreadPoolExecutor(workers) as threads:
+            return list(tqdm(threads.map(fn, items), **bar))
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
         return list(tqdm(pool.map(fn, items, chunksize=8), **bar))
 

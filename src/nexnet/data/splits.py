@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -36,6 +37,18 @@ class Split:
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, asdict(self))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def ids_sha256(self, part: str) -> str:
+        """A fingerprint of one part's case ids (sorted, one per line)."""
+        return hashlib.sha256("\n".join(sorted(self.parts()[part])).encode()).hexdigest()
+
+    def record(self) -> dict:
+        """What a saved model states about the split it was trained on (the ids are in split.json)."""
+        return {"split": self.name, "split_seed": self.seed,
+                "split_sha256": {part: self.ids_sha256(part) for part in ("train", "val")}}  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path) -> Split:
@@ -86,6 +99,9 @@ def build_split(dataset: str, found: Discovery, name: str, seed: int = 0) -> Spl
         unknown = [i for part in split.parts().values() for i in part if i not in ids]
         if unknown:
             raise DataError(f"{name}: {len(unknown)} cases are not in the data (e.g. {unknown[0]})")
+        if overlap := check_overlap(split):
+            raise DataError(f"{name}: {len(overlap)} cases sit in two parts ({overlap[0]}); "
+                            "each case belongs to one of train, val and test")  # fmt: skip
         return split
     ids = sorted(p.id for p in found.pairs)
     if not ids:

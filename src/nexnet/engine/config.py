@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from ..errors import NexnetError
+from ..models.input_checks import nearest_multiples
 
 # The default recipe; configs/default.yaml holds the same values (a test keeps them equal). It departs
 # from the paper's (configs/paper_exact.yaml, PAPER_RECIPE below) where docs/training.md measured
@@ -106,6 +107,61 @@ def resolve(config_file: str | Path | list | None = None, sets: list[str] | None
     if sets:
         cfg = merge(cfg, parse_set(sets))
     return cfg
+
+
+# (section, key, flag, smallest valid value, may be null); checked before any decoding.
+NUMBERS = [
+    ("train", "epochs", "--epochs", 1, False),
+    ("train", "batch_size", "--batch-size", 1, False), ("train", "eval_batch_size", "train.eval_batch_size", 1, False),
+    ("train", "warmup_epochs", "train.warmup_epochs", 0, False), ("train", "early_stop", "train.early_stop", 1, False),
+    ("data", "workers", "--workers", 1, True), ("data", "seed", "--split-seed", 0, False),
+    ("train", "seed", "--seed", 0, False),
+]  # fmt: skip
+# (section, key, flag, may be null, may be 0)
+REALS = [
+    ("train", "lr", "train.lr", False, False), ("train", "max_minutes", "--max-minutes", True, False),
+    ("train", "grad_clip", "train.grad_clip", True, False), ("train", "min_lr", "train.min_lr", False, True),
+]  # fmt: skip
+
+
+def check_count(value: Any, flag: str, least: int, default: Any, nullable: bool = False) -> None:
+    if value is None and nullable:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise NexnetError(f"{flag} {value!r}: use a whole number of at least {least} (default {default})")
+
+
+def check_image_size(size: int, multiple: int, model: str) -> None:
+    check_count(size, "--image-size", multiple, 224)
+    if size % multiple:
+        valid = " or ".join(str(v) for v in nearest_multiples(size, multiple))
+        raise NexnetError(f"--image-size {size}: {model} needs a multiple of {multiple}; use {valid}")
+
+
+def check_run_numbers(cfg: dict, size_multiple: int, model: str) -> None:
+    """One line naming the option and a valid value for the first bad number of a run's config."""
+    for section, key, flag, least, nullable in NUMBERS:
+        check_count(cfg[section].get(key), flag, least, DEFAULTS[section][key], nullable)
+    for section, key, flag, nullable, zero in REALS:
+        value = cfg[section].get(key)
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
+            bound = "0 or more" if zero else "above 0"
+            raise NexnetError(f"{flag} {value!r}: use a number {bound} (default {DEFAULTS[section][key]})")
+    check_image_size(cfg["data"]["image_size"], size_multiple, model)
+
+
+def fit_warmup(cfg: dict) -> str:
+    """Shorten a warm-up that would last the whole run (to a quarter of it); the note to print, or ''."""
+    tc = cfg["train"]
+    if tc["warmup_epochs"] < tc["epochs"] or tc["warmup_epochs"] == 0:
+        return ""
+    old, tc["warmup_epochs"] = tc["warmup_epochs"], tc["epochs"] // 4
+    return (
+        f"note: the {old}-epoch warm-up would last all {tc['epochs']} epochs and never reach lr "
+        f"{tc['lr']:g}; shortened to {tc['warmup_epochs']} (set train.warmup_epochs to choose)"
+    )
 
 
 def model_kwargs(cfg: dict) -> dict:

@@ -73,6 +73,24 @@ def from_main(value: float, env: DistEnv, device: torch.device) -> float:
     return float(t.item())
 
 
+def sync_buffers(model: torch.nn.Module, env: DistEnv) -> None:
+    """Rank 0's buffers (BatchNorm statistics) on every rank. DDP broadcasts them before each
+    training forward, but each rank's last batch then updates its own: without this, every rank
+    would validate, and decide on, a different model."""
+    if env.world > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
+def metrics_from_main(metrics: dict[str, float], env: DistEnv, device: torch.device) -> dict[str, float]:
+    """Rank 0's metrics on every rank, so that the schedule, best checkpoint and early stop agree."""
+    if env.world == 1:
+        return metrics
+    t = torch.tensor([float(v) for v in metrics.values()], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return dict(zip(metrics, t.tolist()))
+
+
 def shutdown(env: DistEnv) -> None:
     if env.world > 1 and dist.is_initialized():
         dist.destroy_process_group()

@@ -10,12 +10,13 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import metrics as M
-from ..data import read_mask
+from ..data import Split, read_mask
 from ..errors import NexnetError
 from ..io import atomic_write_json
+from ..outputs import refuse_foreign_json, refuse_inside_sources
 from .distributed import slow_autocast_note
 from .inference import Predictor, run_dir_of, to_original_size
-from .runs import prepare_data
+from .runs import RunData, discover_and_split, prepare_data
 
 THRESHOLD_GRID = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
 
@@ -74,32 +75,79 @@ def _pick_threshold(probs: np.ndarray, gts: list[np.ndarray]) -> float:
     return best_t
 
 
+def recorded_split(checkpoint: str | Path) -> tuple[Path, Split] | None:
+    """The split a checkpoint was trained on: its ``split.json``, else its run folder's."""
+    for folder in (Path(checkpoint), run_dir_of(checkpoint)):
+        if folder is not None and (folder / "split.json").is_file():
+            return folder / "split.json", Split.load(folder / "split.json")
+    return None
+
+
+def refuse_seen_cases(trained: Split, scored: Split, subset: str) -> None:
+    """One line, if any ``subset`` case of ``scored`` was used to train (or, for test, to select) the model."""
+    seen_parts = ("train",) if subset == "val" else ("train", "val")
+    seen = {i for part in seen_parts for i in trained.parts()[part]}
+    cases = scored.parts()[subset]
+    overlap = sorted(seen.intersection(cases))
+    if overlap:
+        raise NexnetError(
+            f"{len(overlap)} of the {len(cases)} {subset} cases of split {scored.name} (seed {scored.seed}) were "
+            f"used to train or select this model (e.g. {overlap[0]}); leave out --split to score its own "
+            f"{subset} cases (split {trained.name}, seed {trained.seed}), or pass --split-seed {trained.seed}"
+        )
+
+
+def scored_data(checkpoint: str | Path, data_cfg: dict, split_seed: int | None, subset: str,
+                say: Callable[[str], None]) -> RunData:  # fmt: skip
+    """The data to score: by default the split the model was trained on, with its seed. A split whose
+    scored cases the model trained or was selected on is refused before any image is decoded."""
+    found = recorded_split(checkpoint)
+    trained = found[1] if found is not None and found[1].dataset == data_cfg["dataset"] else None
+    if data_cfg["split"] is None and trained is not None:
+        data_cfg = {**data_cfg, "split": str(found[0])}  # the exact cases of the training run
+    seed = split_seed if split_seed is not None else (trained.seed if trained is not None else 0)
+    data_cfg = {**data_cfg, "seed": seed}
+    if trained is not None:
+        if subset == "all":
+            raise NexnetError(f"--subset all scores every {trained.dataset} case, and this model was trained on "
+                              f"{trained.dataset}; use --subset test")  # fmt: skip
+        refuse_seen_cases(trained, discover_and_split(data_cfg)[1], subset)
+    elif found is None:
+        say(f"note: {checkpoint} records no training split, so overlap with the scored cases cannot be checked")
+    return prepare_data(data_cfg)
+
+
 def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split: str | None = None,
              subset: str = "test", threshold: str = "0.5", tta: bool = False, protocol: str = "honest",
              out: str | Path | None = None, device: str = "auto", batch_size: int = 8,
-             say: Callable[[str], None] = print, amp: bool | str = False) -> dict[str, Any]:  # fmt: skip
-    pred = Predictor.load(checkpoint, device, amp=amp)
+             say: Callable[[str], None] = print, amp: bool | str = False,
+             split_seed: int | None = None, graphs: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Score ``checkpoint`` on ``subset`` of a split: by default the split it was trained on (its
+    ``split.json``); a named split is refused if its scored cases overlap the model's own."""
+    if out:
+        refuse_inside_sources(out, "--out", {"--data-root": data_root})
+        refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
+    pred = Predictor.load(checkpoint, device, amp=amp, graphs=graphs)  # graphs: CUDA only
     if note := slow_autocast_note(pred.amp, pred.device):
         say(f"note: {note}")
-    run = run_dir_of(checkpoint)
-    if split is None and run is not None:
-        split = str(run / "split.json")  # the exact cases of the training run
-    data = prepare_data({"dataset": dataset, "data_root": data_root, "split": split,
-                         "image_size": pred.image_size, "seed": 0, "skip_bad": False})  # fmt: skip
+    data_cfg = {"dataset": dataset, "data_root": data_root, "split": split, "image_size": pred.image_size}
+    data = scored_data(checkpoint, {**data_cfg, "skip_bad": False}, split_seed, subset, say)
     pairs = {p.id: p for p in data.found.pairs}
 
     def probs_and_gts(part: str) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
-        ids = [i for i in data.split.parts()[part] if i in pairs]
+        ids = sorted(pairs) if part == "all" else [i for i in data.split.parts()[part] if i in pairs]
         if not ids:
-            raise NexnetError(f"split {data.split.name} has no {part} cases in {data_root}")
+            hint = "; try --subset all for a dataset the model never saw" if part != "all" else ""
+            raise NexnetError(f"split {data.split.name} has no {part} cases in {data_root}{hint}")
         rows = data.arrays.index(ids)
         probs = pred.probabilities(data.arrays.images[rows], batch_size, tta)
         gts = [read_mask(pairs[i].mask) for i in tqdm(ids, desc=f"reading {part} masks", leave=False)]
         return ids, probs, gts
 
     if threshold == "val":
-        if subset == "val":
-            raise NexnetError("--threshold val with --subset val would choose the threshold on the scored cases")
+        if subset in ("val", "all"):
+            raise NexnetError(f"--threshold val with --subset {subset} would choose the threshold on scored cases; "
+                              "give a number, e.g. --threshold 0.5")  # fmt: skip
         _, vp, vg = probs_and_gts("val")
         thr, chosen_on = _pick_threshold(vp, vg), "validation split (best mean Dice over 0.05..0.95)"
     else:
@@ -111,7 +159,8 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
     cases = [score_case(i, to_original_size(p, *g.shape) > thr, g, height=g.shape[0], width=g.shape[1])
              for i, p, g in zip(ids, probs, gts)]  # fmt: skip
     extra = {
-        "checkpoint": str(checkpoint), "dataset": dataset, "split": data.split.name, "subset": subset,
+        "checkpoint": str(checkpoint), "dataset": dataset, "split": data.split.name,
+        "split_seed": data.split.seed, "subset": subset,
         "protocol": protocol, "tta": tta, "image_size": pred.image_size, "precision": pred.precision,
         "threshold": {"value": thr, "chosen_on": chosen_on},
     }  # fmt: skip
@@ -124,7 +173,8 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
                                        f"{pred.image_size}px; not an honest estimate"}  # fmt: skip
     elif protocol != "honest":
         raise NexnetError(f"--protocol {protocol!r}: honest or paper")
+    say(format_summary(summary))
     if out:
         atomic_write_json(Path(out) / "summary.json", summary)
-    say(format_summary(summary))
+        say(f"wrote {Path(out) / 'summary.json'} (per-case metrics)")
     return summary

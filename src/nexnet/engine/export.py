@@ -14,6 +14,7 @@ import torch
 from ..data import read_image
 from ..errors import NexnetError
 from ..io import write_with
+from ..outputs import refuse_inside_sources
 from ..synthetic import synthetic_case
 from .inference import Predictor, resize_input
 
@@ -42,6 +43,7 @@ def parity_error(ref: np.ndarray, got: np.ndarray) -> float:
 def export_onnx(checkpoint: str | Path, out: str | Path, dynamic: bool = False, image: str | Path | None = None,
                 opset: int = 17, say=print) -> dict[str, float]:  # noqa: ANN001  # fmt: skip
     """Export ``checkpoint`` to ``out`` and check it with onnxruntime on a random input and an image."""
+    refuse_inside_sources(out, "--out", {"--image": image})
     onnx, ort = _require_onnx()
     pred = Predictor.load(checkpoint, "cpu", fast_layout=False)
     model, size = pred.model.eval(), pred.image_size

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,22 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..data import read_image
+from ..errors import NexnetError
 from ..models import from_pretrained
-from ..models.base import read_config
+from ..models.base import checkpoint_folder, read_config
 from ..runtime import place_model
 from .distributed import autocast, autocast_dtype
+from .graphs import GraphedForward
 
 
 @dataclass
 class Predictor:
-    """A model with what it needs to run: input size, device, threshold and precision."""
+    """A model with what it needs to run: input size, device, threshold and precision.
+
+    ``graphs``: on CUDA, replay one captured CUDA graph per batch shape instead of launching the
+    forward's kernels one by one (issue 15: batch 1 is launch-bound); ignored on CPU.
+    """
 
     model: torch.nn.Module
     image_size: int
@@ -27,22 +35,61 @@ class Predictor:
     threshold: float = 0.5
     checkpoint: str = ""
     amp: torch.dtype | None = None
+    graphs: bool = True
+    _graphed: dict[tuple[int, ...], GraphedForward] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def load(cls, checkpoint: str | Path, device: str = "auto", fast_layout: bool = True,
-             amp: bool | str = False) -> Predictor:  # fmt: skip
+             amp: bool | str = False, graphs: bool = True) -> Predictor:  # fmt: skip
         """``fast_layout``: channels_last weights where the model prefers them (off for export).
-        ``amp``: autocast, as ``train.amp`` (bf16 on CPU; bf16 or fp16 on CUDA)."""
+        ``amp``: autocast, as ``train.amp`` (bf16 on CPU; bf16 or fp16 on CUDA).
+        ``graphs``: replay captured CUDA graphs on CUDA (the CPU always runs eagerly)."""
         cfg = read_config(checkpoint)  # refuses pickles and malformed folders with one line
         dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                            ("cpu" if device == "auto" else device))  # fmt: skip
         model = place_model(from_pretrained(checkpoint), dev, fast_layout).eval()
         return cls(model, int(cfg.get("image_size", 224)), dev, float(cfg.get("threshold", 0.5)), str(checkpoint),
-                   autocast_dtype(amp, dev))  # fmt: skip
+                   autocast_dtype(amp, dev), graphs)  # fmt: skip
+
+    @classmethod
+    def from_pretrained(cls, checkpoint: str | Path, device: str = "auto", amp: bool | str = False,
+                        graphs: bool = True) -> Predictor:  # fmt: skip
+        """What ``nexnet predict`` runs, for Python: ``Predictor.from_pretrained("runs/x/best")(image)``
+        gives the mask. A run folder stands for its ``best/``."""
+        return cls.load(checkpoint_folder(checkpoint)[0], device, amp=amp, graphs=graphs)
+
+    def __call__(self, image: np.ndarray | Image.Image | str | Path, tta: bool = False) -> np.ndarray:
+        """An RGB image of any size (an ``(H, W, 3)`` uint8 array, a PIL image or a file) -> its ``(H, W)``
+        bool mask, as ``nexnet predict`` writes it: resized to the model's input size, thresholded at
+        the checkpoint's threshold, at the image's own size."""
+        return predict_mask(self, as_rgb(image), tta)
 
     @property
     def precision(self) -> str:
         return "float32" if self.amp is None else f"{str(self.amp).removeprefix('torch.')} autocast"
+
+    @property
+    def uses_graphs(self) -> bool:
+        return self.graphs and self.device.type == "cuda"
+
+    def eager_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Foreground probabilities ``(B, 1, S, S)`` float32 of a network-size batch."""
+        return torch.sigmoid(self.model(x).float()[:, :1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``eager_forward``, replayed from a graph captured at the first batch of this shape when graphs are on.
+        A graph's result is overwritten by its next replay: the caller uses it at once."""
+        if not self.uses_graphs:
+            return self.eager_forward(x)
+        key = tuple(x.shape)
+        if key not in self._graphed:
+            try:
+                self._graphed[key] = GraphedForward(self.eager_forward, x, self.amp)
+            except RuntimeError as e:  # an op that cannot be captured: stay correct, run eagerly
+                warnings.warn(f"CUDA graph capture failed ({e}); running eagerly", stacklevel=3)
+                self.graphs = False
+                return self.eager_forward(x)
+        return self._graphed[key](x)
 
     @torch.no_grad()
     def probabilities(self, images: np.ndarray, batch_size: int = 8, tta: bool = False) -> np.ndarray:
@@ -58,10 +105,28 @@ class Predictor:
                 flips: Iterable[tuple[int, ...]] = [(), (3,), (2,), (2, 3)] if tta else [()]
                 acc = torch.zeros(x.shape[0], 1, *x.shape[2:], device=self.device)
                 for dims in flips:
-                    p = torch.sigmoid(self.model(x.flip(dims) if dims else x).float()[:, :1])
+                    p = self.forward(x.flip(dims) if dims else x)
                     acc += p.flip(dims) if dims else p
                 out.append((acc / len(flips))[:, 0].cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size), np.float32)
+
+
+def as_rgb(image: np.ndarray | Image.Image | str | Path) -> np.ndarray:
+    """``(H, W, 3)`` uint8 from an array, a PIL image or an image file."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    array = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise NexnetError(f"image: expected an (H, W, 3) uint8 RGB array, got {array.shape} {array.dtype}; "
+                          "pass a PIL image or a file path to have it converted")  # fmt: skip
+    return array
+
+
+def predict_mask(pred: Predictor, image: np.ndarray, tta: bool = False) -> np.ndarray:
+    """The ``(H, W)`` bool mask of an ``(H, W, 3)`` uint8 image; ``pred``: a ``Predictor`` or anything
+    with its ``probabilities``, ``image_size`` and ``threshold`` (the ONNX predictor)."""
+    prob = pred.probabilities(resize_input(image, pred.image_size)[None], tta=tta)[0]
+    return to_original_size(prob, *image.shape[:2]) > pred.threshold
 
 
 def resize_input(image: np.ndarray, size: int) -> np.ndarray:

@@ -9,15 +9,16 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..data import read_image, read_mask
+from ..data import Split, read_image, read_mask
 from ..data.discovery import Discovery, best_mask_suffix, by_stem, list_image_files
 from ..data.readers import mask_intensity
 from ..errors import DataError, NexnetError
 from ..io import atomic_write_json
+from ..outputs import refuse_foreign_files, refuse_foreign_json, refuse_inside_sources
 from ..plots import image_grid, overlay, save_png
 from .distributed import slow_autocast_note
 from .evaluate import format_summary, score_case, summarise
-from .inference import Predictor, resize_input, to_original_size
+from .inference import Predictor, predict_mask
 
 GT_SUFFIXES = ("", "_segmentation", "_Segmentation", "_mask", "_lesion")
 PRED_SUFFIXES = ("", "_pred", "_prediction", "_mask")
@@ -42,11 +43,13 @@ def output_names(files: list[Path]) -> dict[Path, str]:
     return {f: (f"{f.stem}.png" if stems[f.stem] == 1 else f"{f.name}.png") for f in files}
 
 
-def _check_out(inp: Path, out: Path) -> None:
-    src = (inp if inp.is_dir() else inp.parent).resolve()
-    dst = out.resolve()
-    if dst == src or src in dst.parents:
-        raise NexnetError(f"--out {out}: is inside the input folder {src}; nexnet never writes there")
+PREDICT_RECORD = "predict.json"  # marks a folder predict wrote, so a rerun may replace its masks
+
+
+def _check_out(inp: Path, out: Path, gt: Path | None) -> None:
+    refuse_inside_sources(out, "--out", {"--input": inp, "--gt": gt})
+    if not (out / PREDICT_RECORD).is_file():
+        refuse_foreign_files(out, "--out", ours=())
 
 
 def find_gt(gt_dir: Path | None, stems: list[str]) -> dict[str, Path]:
@@ -58,13 +61,36 @@ def find_gt(gt_dir: Path | None, stems: list[str]) -> dict[str, Path]:
     return by_stem(list_image_files(gt_dir, Discovery()), Discovery(), strip=suffix)
 
 
+def split_part(split_file: str | Path | None, subset: str) -> set[str] | None:
+    """The case ids of one part of a ``split.json`` (None without a file)."""
+    if split_file is None:
+        return None
+    ids = set(Split.load(split_file).parts()[subset])
+    if not ids:
+        raise NexnetError(f"--split-file {split_file}: its {subset} part is empty")
+    return ids
+
+
+def only_part(files: list[Path], ids: set[str] | None, what: str) -> list[Path]:
+    """The files whose stem is a case id of the chosen part (all files without a split file)."""
+    if ids is None:
+        return files
+    kept = [f for f in files if f.stem in ids]
+    if not kept:
+        raise NexnetError(f"no {what} file is named after a case of the chosen --subset (e.g. {files[0].name}); "
+                          "is this the split of that dataset?")  # fmt: skip
+    return kept
+
+
 def predict(checkpoint: str | Path | None, inp: str | Path, out: str | Path, overlays: bool = False,
             gt: str | Path | None = None, tta: bool = False, device: str = "auto",
             say: Callable[[str], None] = tqdm.write, onnx: str | Path | None = None,
-            amp: bool | str = False) -> dict[str, Any]:  # fmt: skip
+            amp: bool | str = False, graphs: bool = True, split_file: str | Path | None = None,
+            subset: str = "test") -> dict[str, Any]:  # fmt: skip
+    """Masks for one image or a folder of images (with ``split_file``, only those of its ``subset``)."""
     inp, out = Path(inp), Path(out)
-    files = input_images(inp)
-    _check_out(inp, out)
+    files = only_part(input_images(inp), split_part(split_file, subset), "--input")
+    _check_out(inp, out, Path(gt) if gt else None)
     if onnx is not None:
         if amp:
             raise NexnetError("--amp applies to --checkpoint; an ONNX file runs in the precision it was exported in")
@@ -72,19 +98,20 @@ def predict(checkpoint: str | Path | None, inp: str | Path, out: str | Path, ove
 
         pred: Predictor | OnnxPredictor = OnnxPredictor.load(onnx)
     elif checkpoint is not None:
-        pred = Predictor.load(checkpoint, device, amp=amp)
+        pred = Predictor.load(checkpoint, device, amp=amp, graphs=graphs)  # graphs: CUDA only
         if note := slow_autocast_note(pred.amp, pred.device):
             say(f"note: {note}")
     else:
         raise NexnetError("give --checkpoint DIR or --onnx FILE")
     names = output_names(files)
     gts = find_gt(Path(gt) if gt else None, [f.stem for f in files])
+    atomic_write_json(out / PREDICT_RECORD, {"checkpoint": str(checkpoint or ""), "onnx": str(onnx or ""),
+                                             "input": str(inp.resolve()), "tta": tta})  # fmt: skip
     written, failed, previews = 0, [], []
     for f in tqdm(files, desc="predicting", unit="img", leave=False):
         try:
             image = read_image(f)
-            prob = pred.probabilities(resize_input(image, pred.image_size)[None], tta=tta)[0]
-            mask = to_original_size(prob, *image.shape[:2]) > pred.threshold
+            mask = predict_mask(pred, image, tta)
             save_png(out / names[f], (mask * 255).astype(np.uint8))
             written += 1
             if overlays:
@@ -116,40 +143,54 @@ def read_prediction(path: Path) -> np.ndarray:
 
 
 def score(pred_dir: str | Path, gt_dir: str | Path, out: str | Path | None = None,
-          say: Callable[[str], None] = tqdm.write) -> dict[str, Any]:  # fmt: skip
+          say: Callable[[str], None] = tqdm.write, ignore_missing: bool = False,
+          split_file: str | Path | None = None, subset: str = "test") -> dict[str, Any]:  # fmt: skip
+    """Score every ground-truth mask against its prediction. A mask without a prediction scores as an
+    empty prediction (counted and named in ``summary.json``), unless ``ignore_missing`` leaves it out."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     for d, flag in ((pred_dir, "--pred"), (gt_dir, "--gt")):
         if not d.is_dir():
             raise NexnetError(f"{flag} {d}: not a folder")
+    if pred_dir.resolve() == gt_dir.resolve():
+        raise NexnetError(f"--pred and --gt are the same folder ({gt_dir}); a folder scored against itself gets Dice 1")
+    if out:
+        refuse_inside_sources(out, "--out", {"--gt": gt_dir})
+        refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
     gt_stems = [p.stem for p in list_image_files(gt_dir, Discovery())]
     pred_suffix = best_mask_suffix(gt_dir, pred_dir, PRED_SUFFIXES)  # pred stems relative to gt stems
     preds = by_stem(list_image_files(pred_dir, Discovery()), Discovery(), strip=pred_suffix)
     gts = find_gt(gt_dir, list(preds))
+    if (ids := split_part(split_file, subset)) is not None:
+        gts = {stem: path for stem, path in gts.items() if stem in ids}
     common = sorted(set(preds) & set(gts))
     if not common:
         raise NexnetError(f"no file stems in common between {pred_dir} and {gt_dir} "
                           f"(e.g. {next(iter(preds), '-')} and {gt_stems[0] if gt_stems else '-'})")  # fmt: skip
-    unpredicted = sorted(set(gts) - set(preds))
-    if unpredicted:
-        say(f"warning: {len(unpredicted)} ground-truth masks have no prediction (e.g. {gts[unpredicted[0]].name}); "
-            f"scoring the {len(common)} in common")  # fmt: skip
+    missing = sorted(set(gts) - set(preds))
+    if missing:
+        how = "left out (--ignore-missing)" if ignore_missing else "scored as empty masks"
+        say(f"warning: {len(missing)} ground-truth masks have no prediction (e.g. {gts[missing[0]].name}): {how}")
     cases, problems = [], []
-    for stem in tqdm(common, desc="scoring", leave=False):
+    for stem in tqdm(common if ignore_missing else sorted(gts), desc="scoring", leave=False):
         try:
-            p, g = read_prediction(preds[stem]), read_mask(gts[stem])
+            g = read_mask(gts[stem])
+            p = read_prediction(preds[stem]) if stem in preds else np.zeros_like(g)
             if p.shape != g.shape:
                 raise DataError(f"{preds[stem]}: prediction is {p.shape[1]}x{p.shape[0]} but the ground "
                                 f"truth is {g.shape[1]}x{g.shape[0]}; predict at the original size")  # fmt: skip
-            cases.append(score_case(stem, p.astype(bool), g.astype(bool)))
+            cases.append(score_case(stem, p.astype(bool), g.astype(bool), missing_prediction=stem not in preds))
         except DataError as e:
             problems.append(str(e))
             say(f"problem: {e}")
     if not cases:
         raise NexnetError("no case could be scored")
+    missing_record = {"count": len(missing), "ids": missing,
+                      "scored_as": "left out (--ignore-missing)" if ignore_missing else "empty masks"}  # fmt: skip
     summary = summarise(cases, {"pred": str(pred_dir), "gt": str(gt_dir),
                                 "threshold": {"value": "stored masks", "chosen_on": "by the predictor"},
-                                "problems": problems})  # fmt: skip
+                                "missing_predictions": missing_record, "problems": problems})  # fmt: skip
+    say(format_summary(summary))
     if out:
         atomic_write_json(Path(out) / "summary.json", summary)
-    say(format_summary(summary))
+        say(f"wrote {Path(out) / 'summary.json'} (per-case metrics)")
     return summary

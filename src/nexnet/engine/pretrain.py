@@ -10,20 +10,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data import build_arrays, build_split, get_adapter
+from ..data import Split, build_arrays
 from ..errors import NexnetError
 from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model, from_pretrained
+from ..models.base import read_config
+from ..models.ssl_autoencoder import SSLAutoencoder
+from ..outputs import refuse_foreign_files, refuse_inside_sources
 from ..plots import image_grid, line_chart, save_png
 from ..runtime import place_model
 from . import distributed as D
-from .config import dump
+from .config import check_count, check_image_size, dump
 from .recon_losses import ReconstructionLoss, VGG16Features, psnr, ssim
-from .runs import write_log
+from .runs import discover_and_split, write_log
 from .state import load_training_state, save_training_state
 
 PRETRAIN_DEFAULTS: dict[str, Any] = {
-    "datasets": [], "data_roots": [], "split": None, "seed": 0, "image_size": 224, "epochs": 100,
+    "datasets": [], "data_roots": [], "split": None, "seed": 0, "split_seed": 0, "image_size": 224, "epochs": 100,
     "batch_size": 16, "lr": 1.0e-3, "noise": 0.1, "vgg_weights": None, "holdout": 0.05,
     "device": "auto", "max_minutes": None, "workers": None,
 }  # fmt: skip
@@ -31,15 +34,19 @@ LOG = ["epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr", "seconds
 
 
 def training_images(cfg: dict, out: Path | None = None) -> tuple[np.ndarray, list[str]]:
-    """The training-part images of each dataset's split, decoded at ``image_size``; nothing else is read."""
+    """The training-part images of each dataset's split, decoded at ``image_size``; nothing else is read.
+
+    The split is made as ``nexnet train`` makes it (``discover_and_split``, with ``split_seed``), so a
+    fine-tuning run with the same split and seed can check that every image read here is in its
+    training part."""
     if len(cfg["datasets"]) != len(cfg["data_roots"]):
         raise NexnetError(f"{len(cfg['datasets'])} datasets but {len(cfg['data_roots'])} data roots: "
                           "give one --data-root per --dataset, comma-separated")  # fmt: skip
     images, ids = [], []
     for name, root in zip(cfg["datasets"], cfg["data_roots"]):
-        adapter = get_adapter(name)
-        found = adapter.discover(Path(root))
-        split = build_split(name, found, cfg["split"] or adapter.default_split, cfg["seed"])
+        split_seed = cfg.get("split_seed", cfg["seed"])  # runs from before --split-seed split with --seed
+        data_cfg = {"dataset": name, "data_root": root, "split": cfg["split"], "seed": split_seed, "skip_bad": True}
+        found, split, _ = discover_and_split(data_cfg)
         if out is not None:
             split.save(out / f"split_{name}.json")
         train = set(split.train)
@@ -80,7 +87,14 @@ def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = Fal
     out = Path(out)
     if not resume and (out / "last").exists():
         raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
+    cfg["data_roots"] = [str(Path(root).resolve()) for root in cfg["data_roots"]]  # --resume from anywhere
+    for root in cfg["data_roots"]:
+        refuse_inside_sources(out, "--out", {"--data-root": root})
+    refuse_foreign_files(out, "--out", ours_prefix=("split_",))
     say = (lambda m: None) if quiet else tqdm.write
+    check_image_size(cfg["image_size"], SSLAutoencoder.size_multiple, "ssl_autoencoder")  # before any decoding
+    for key in ("epochs", "batch_size"):
+        check_count(cfg[key], f"--{key.replace('_', '-')}", 1, PRETRAIN_DEFAULTS[key])
     device = D.pick_device(cfg["device"], D.DistEnv())
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", dump(cfg))
@@ -130,14 +144,15 @@ def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = Fal
         state.update(epoch=epoch + 1, elapsed=state["elapsed"] + seconds)
         if metrics["val_loss"] < state["best_loss"]:
             state["best_loss"] = metrics["val_loss"]
-            model.save_pretrained(out / "best", extra={"image_size": cfg["image_size"], "epoch": epoch + 1, **metrics})
+            model.save_pretrained(out / "best", extra={"image_size": cfg["image_size"], "epoch": epoch + 1, **metrics,
+                                                       "images_read": _images_read(ids)})  # fmt: skip
         save_training_state(out / "last", model, opt, state)
         write_log(out / "log.csv", state["log"], LOG)
         _plots(out, model, images, val_rows, cfg, state["log"], device)
         say(f"epoch {epoch + 1:>3}/{cfg['epochs']}  loss {row['train_loss']:.4f}  val loss {metrics['val_loss']:.4f}"
             f"  PSNR {metrics['val_psnr']:.2f} dB  SSIM {metrics['val_ssim']:.4f}  {seconds:.0f}s")  # fmt: skip
         if cfg.get("max_minutes") and state["elapsed"] + seconds > cfg["max_minutes"] * 60:
-            say(f"time budget of {cfg['max_minutes']} min reached")
+            say(f"time budget of {cfg['max_minutes']:g} min reached")
             break
     return {k: v for k, v in state.items() if k != "log"} | {"last": state["log"][-1] if state["log"] else {}}
 
@@ -160,8 +175,18 @@ def _plots(out: Path, model, images, rows, cfg, log, device) -> None:  # noqa: A
     save_png(out / "recon.png", image_grid(tiles, cols=len(clean), cell=160, captions=caps))
 
 
-def load_ssl_encoder(model: torch.nn.Module, checkpoint: str | Path) -> None:
-    """Copy a pretrained autoencoder's encoder (a pretrain run folder or its ``best/``) into ``model``."""
+def _images_read(ids: list[str]) -> dict[str, list[str]]:
+    """``["kvasir/a", "kvasir/b"]`` -> ``{"kvasir": ["a", "b"]}``: every image pretraining read."""
+    out: dict[str, list[str]] = {}
+    for i in ids:
+        dataset, case = i.split("/", 1)
+        out.setdefault(dataset, []).append(case)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def load_ssl_encoder(model: torch.nn.Module, checkpoint: str | Path, split: Split) -> None:
+    """Copy a pretrained autoencoder's encoder (a pretrain run folder or its ``best/``) into ``model``,
+    if every image of ``split.dataset`` it was pretrained on is in ``split``'s training part."""
     path = Path(checkpoint)
     if (path / "best" / "config.json").is_file():
         path = path / "best"
@@ -170,4 +195,15 @@ def load_ssl_encoder(model: torch.nn.Module, checkpoint: str | Path) -> None:
         raise NexnetError(f"--ssl-checkpoint {checkpoint}: holds a {ae.model_name}, not an ssl_autoencoder")
     if getattr(model, "ssl_encoder", None) is None:
         raise NexnetError("--ssl-checkpoint needs a model built with ssl=True (NExNet Seg)")
+    read = read_config(path).get("images_read")
+    if read is None:
+        raise NexnetError(f"--ssl-checkpoint {checkpoint}: records no list of the images it was pretrained on "
+                          "(made before nexnet checked this); pretrain again")  # fmt: skip
+    outside = sorted(set(read.get(split.dataset, [])) - set(split.train))
+    if outside:
+        raise NexnetError(
+            f"--ssl-checkpoint {checkpoint}: pretrained on {len(outside)} {split.dataset} images outside this "
+            f"run's training part (e.g. {outside[0]}); pretrain with this run's split ({split.name}) and "
+            f"--split-seed {split.seed}"
+        )
     model.ssl_encoder.load_state_dict(ae.encoder.state_dict())

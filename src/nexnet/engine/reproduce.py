@@ -125,7 +125,9 @@ def table2(root: Path, out: Path, datasets: list[str], quick: bool, device: str,
     base = out / table_name(2, paper_exact) / dataset
     pre = base / "pretrain"
     if not (pre / "best").is_dir() or not (pre / "pretrain_done.json").is_file():
+        data = run_config("nexnet_seg", dataset, folder, quick, device, extra, paper_exact)["data"]
         cfg = {**PRETRAIN_DEFAULTS, "datasets": [dataset], "data_roots": [str(folder)], "device": device,
+               "split": data["split"], "split_seed": data["seed"],  # the fine-tuning runs' training part
                **(QUICK_PRETRAIN if quick else {})}  # fmt: skip
         say(f"{pre}: pretraining the SSL autoencoder")
         pretrain(cfg, pre, resume=(pre / "last" / "state.json").is_file(), quiet=True)

@@ -32,24 +32,31 @@ class RunData:
         return self.arrays.index([i for i in self.split.parts()[part] if i in ids])
 
 
-def prepare_data(data_cfg: dict, split_override: str | Path | None = None) -> RunData:
-    """Discover the dataset, make the split and build (or read) the array cache."""
+def discover_and_split(data_cfg: dict, split_override: str | Path | None = None) -> tuple[Discovery, Split, list[str]]:
+    """Discover the dataset's pairs and make the split, before any image is decoded: a pair that
+    turns out unreadable drops out of its part and moves no other case between parts, so ``train``
+    and ``pretrain`` get the same split from the same name and seed."""
     if not data_cfg.get("dataset") or not data_cfg.get("data_root"):
         raise NexnetError("name the data: --dataset NAME --data-root PATH")
     adapter = get_adapter(data_cfg["dataset"])
     opts = {"mask_suffix": data_cfg["mask_suffix"]} if data_cfg.get("mask_suffix") is not None else {}
     found = adapter.discover(Path(data_cfg["data_root"]), **opts)
-    warnings = list(found.problems)
     if found.problems and not data_cfg.get("skip_bad"):
         more = f" (and {len(found.problems) - 1} more)" if len(found.problems) > 1 else ""
         raise NexnetError(f"{found.problems[0]}{more}; run check-data, or pass --skip-bad")
+    name = split_override or data_cfg.get("split") or adapter.default_split
+    split = build_split(data_cfg["dataset"], found, str(name), int(data_cfg.get("seed", 0)))
+    return found, split, list(found.problems)
+
+
+def prepare_data(data_cfg: dict, split_override: str | Path | None = None) -> RunData:
+    """Discover the dataset, make the split and build (or read) the array cache."""
+    found, split, warnings = discover_and_split(data_cfg, split_override)
     arrays = build_arrays(found.pairs, int(data_cfg["image_size"]), data_cfg.get("workers"),
                           bool(data_cfg.get("skip_bad")))  # fmt: skip
     warnings += [f.error for f in arrays.facts.values() if f.error]
     readable = set(arrays.ids)
     found.pairs = [p for p in found.pairs if p.id in readable]
-    name = split_override or data_cfg.get("split") or adapter.default_split
-    split = build_split(data_cfg["dataset"], found, str(name), int(data_cfg.get("seed", 0)))
     warnings += cross_part_duplicates(split, {i: f.pixel_hash for i, f in arrays.facts.items()})
     return RunData(found, split, arrays, warnings)
 
@@ -81,12 +88,12 @@ def write_curves(path: Path, rows: list[dict]) -> None:
 
     panels = [
         ("loss", {"train loss": col("train_loss"), "val loss": col("val_loss")}),
-        ("validation (network resolution)", {"val Dice": col("val_dice"), "val IoU": col("val_iou")}),
+        ("validation (network resolution)", {"val Dice": col("val_dice"), "val IoU": col("val_iou")}, (0, 1)),
     ]
     if any("grad_norm_median" in r for r in rows):
         panels += [
             ("gradient norm before clipping", {"median": col("grad_norm_median"), "max": col("grad_norm_max")}),
-            ("fraction of steps clipped", {"clipped": col("clipped_fraction")}),
+            ("fraction of steps clipped", {"clipped": col("clipped_fraction")}, (0, 1)),
         ]
     levels = sorted({int(k[4:-5]) for r in rows for k in r if k.startswith("tpen") and k.endswith("_p999")})
     if levels:

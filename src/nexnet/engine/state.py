@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save
 
 from ..errors import NexnetError
 from ..io import atomic_directory, atomic_write_bytes, atomic_write_json
+from ..models.base import CONFIG_NAME, checkpoint_config
 
 TENSOR = "__tensor__"
 
@@ -44,8 +45,9 @@ def _int_keys(state: dict) -> dict:
 
 
 def save_training_state(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        extra: dict[str, Any]) -> None:  # fmt: skip
-    """Write ``model.safetensors``, ``state.safetensors`` and ``state.json`` as one folder, atomically."""
+                        extra: dict[str, Any], checkpoint_extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Write ``model.safetensors``, ``state.safetensors`` and ``state.json`` as one folder, atomically;
+    with ``checkpoint_extra``, also ``config.json``, so that the folder loads like ``best/``."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = {
         "optimizer": split_tensors(optimizer.state_dict(), "optimizer", tensors),
@@ -57,6 +59,8 @@ def save_training_state(directory: Path, model: torch.nn.Module, optimizer: torc
         atomic_write_bytes(tmp / "model.safetensors", save(weights))
         atomic_write_bytes(tmp / "state.safetensors", save(tensors) if tensors else save({}))
         atomic_write_json(tmp / "state.json", skeleton)
+        if checkpoint_extra is not None:
+            atomic_write_json(tmp / CONFIG_NAME, checkpoint_config(model, checkpoint_extra))
 
 
 def _match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:

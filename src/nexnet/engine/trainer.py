@@ -11,14 +11,15 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..data import Augment, BatchLoader
+from ..data import Augment, BatchLoader, Split
 from ..errors import NexnetError
 from ..io import atomic_write_text
 from ..models import create_model
 from ..models.registry import upgrade_config
+from ..outputs import refuse_foreign_files, refuse_inside_sources
 from ..runtime import place_model
 from . import distributed as D
-from .config import dump, load_yaml, model_kwargs
+from .config import check_run_numbers, dump, fit_warmup, load_yaml, model_kwargs
 from .diagnostics import TPENProbe
 from .epoch import Stepper, fit_epoch
 from .losses import DiceBCELoss, positive_weight
@@ -74,11 +75,19 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     tc = cfg["train"]
     if not resume and (out / "last").exists():
         raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
+    refuse_inside_sources(out, "--out", {"--data-root": cfg["data"]["data_root"]})
+    _absolute_paths(cfg)  # so that --resume works from any folder
+    refuse_foreign_files(out, "--out")
     say = (lambda msg: tqdm.write(msg)) if env.main and not quiet else (lambda msg: None)
     name, kwargs = _model_spec(cfg, out, resume)
     torch.manual_seed(tc["seed"])
+    if name == "ssl_autoencoder":
+        raise NexnetError("ssl_autoencoder is the SSL pretraining model: train it with nexnet pretrain")
     model = create_model(name, **kwargs)  # bad model options fail here, before any decoding
-    make_schedule(tc)  # likewise a bad schedule
+    check_run_numbers(cfg, model.size_multiple, name)  # likewise bad sizes and counts
+    if note := fit_warmup(cfg):
+        say(note)
+    make_schedule(tc)  # and a bad schedule
     amp = D.autocast_dtype(tc["amp"], device)  # and a precision this device cannot run
 
     # Rank 0 decodes first; the others then read the finished cache.
@@ -106,7 +115,7 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
 
     model = place_model(model, device)
     if tc.get("ssl_checkpoint") and not resume:
-        load_ssl_encoder(model, tc["ssl_checkpoint"])
+        load_ssl_encoder(model, tc["ssl_checkpoint"], data.split)
     elif cfg["model"].get("ssl") and not resume:
         say("warning: model.ssl without train.ssl_checkpoint: the SSL encoder starts from random weights")
     pos_weight = cfg["loss"]["pos_weight"]
@@ -115,13 +124,15 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     loss_fn = DiceBCELoss(float(pos_weight), cfg["loss"]["bce_weight"], cfg["loss"]["dice_weight"]).to(device)
     optimizer, trainable = build_optimizer(model, tc)
     sched = make_schedule(tc)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    scaler = make_scaler(amp, device)
 
     state: dict[str, Any] = {"epoch": 0, "best_dice": -1.0, "best_epoch": 0, "since_best": 0,
                              "optimizer_steps": 0, "elapsed": 0.0, "pos_weight": float(pos_weight)}  # fmt: skip
     if resume:
         saved = load_training_state(out / "last", model, optimizer)
         sched.load_state_dict(saved.pop("scheduler"))
+        if scaler_state := saved.pop("scaler", None):  # fp16's loss scale continues where it was
+            scaler.load_state_dict(scaler_state)
         state.update(saved)
         say(f"resuming {out} after epoch {state['epoch']}")
     rows: list[dict] = state.pop("log", [])  # log.csv is rewritten from the state, so a kill loses no row
@@ -140,7 +151,8 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     say(
         f"{cfg['model']['name']} on {cfg['data']['dataset']} ({data.split.name}): train {len(train_rows)}, "
         f"val {len(val_rows)}, test {len(data.split.test)} at {cfg['data']['image_size']}px; {device}, "
-        f"{env.world} process(es), {torch.get_num_threads()} threads, amp {amp}{slow_note}, pos_weight {pos_weight:.2f}"
+        f"{env.world} process(es), {torch.get_num_threads()} threads, {precision_name(amp)}{slow_note}, "
+        f"pos_weight {pos_weight:.2f}"
         f"{', compiled' if tc.get('compile') else ''}"
     )
 
@@ -156,7 +168,8 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc['epochs']}", unit="batch", leave=False,
                    disable=not env.main or quiet, dynamic_ncols=True)  # fmt: skip
         fit = fit_epoch(stepper, bar, state)
-        metrics = validate(model, val_loader, loss_fn, amp, device)
+        D.sync_buffers(model, env)
+        metrics = D.metrics_from_main(validate(model, val_loader, loss_fn, amp, device), env, device)
         sched.step(epoch, metrics["val_dice"])
         improved = metrics["val_dice"] > state["best_dice"]
         seconds = D.from_main(time.time() - start, env, device)  # one clock for the schedule and the budget
@@ -170,9 +183,11 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         rows.append(row)
         if env.main:  # best, then last, then the log: a kill between them loses nothing on resume
             if improved:
-                model.save_pretrained(out / "best", extra=_best_extra(cfg, data.split.name, epoch + 1, metrics))
+                model.save_pretrained(out / "best", extra=_best_extra(cfg, data.split, epoch + 1, metrics),
+                                      json_files={"split.json": data.split.to_dict()})  # fmt: skip
             save_training_state(out / "last", model, optimizer,
-                                {**state, "scheduler": sched.state_dict(), "log": rows})  # fmt: skip
+                                {**state, "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                                 "log": rows}, _best_extra(cfg, data.split, epoch + 1, metrics))  # fmt: skip
             write_log(out / "log.csv", rows)
             write_curves(out / "curves.png", rows)
         say(f"epoch {epoch + 1:>3}/{tc['epochs']}  loss {row['train_loss']:.4f}  val loss "
@@ -185,13 +200,28 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
             stop_reason = f"early stop: {tc['early_stop']} epochs without a better val Dice"
             break
         if budget and state["elapsed"] + seconds > budget * 60:
-            stop_reason = f"time budget of {budget} min reached"
+            stop_reason = f"time budget of {budget:g} min reached"
             break
     say(
         f"{stop_reason}; best val mDice {state['best_dice']:.4f} at epoch {state['best_epoch']}; "
         f"{state['optimizer_steps']} optimizer steps; run folder {out}"
     )
-    return {**state, "stop_reason": stop_reason, "run": str(out)}
+    return {**state, "stop_reason": stop_reason, "run": str(out), "log": rows}
+
+
+def _absolute_paths(cfg: dict) -> None:
+    for section, key in (("data", "data_root"), ("train", "ssl_checkpoint")):
+        if cfg[section].get(key):
+            cfg[section][key] = str(Path(cfg[section][key]).resolve())
+
+
+def precision_name(amp: torch.dtype | None) -> str:
+    return "float32" if amp is None else f"{str(amp).removeprefix('torch.')} autocast"
+
+
+def make_scaler(amp: torch.dtype | None, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 autocast; a disabled scaler (an empty state) otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
 
 def _model_spec(cfg: dict, out: Path, resume: bool) -> tuple[str, dict]:
@@ -206,6 +236,9 @@ def _model_spec(cfg: dict, out: Path, resume: bool) -> tuple[str, dict]:
     return name, upgrade_config(name, {k: v for k, v in saved.items() if k != "name"})
 
 
-def _best_extra(cfg: dict, split: str, epoch: int, metrics: dict) -> dict:
-    return {"image_size": int(cfg["data"]["image_size"]), "dataset": cfg["data"]["dataset"], "split": split,
-            "epoch": epoch, "val_dice": metrics["val_dice"], "amp": cfg["train"]["amp"]}  # fmt: skip
+def _best_extra(cfg: dict, split: Split, epoch: int, metrics: dict) -> dict:
+    """``best/config.json``'s record of the run: with ``best/split.json`` it names every case the
+    model was trained and selected on, so that evaluation can refuse to score them."""
+    return {"image_size": int(cfg["data"]["image_size"]), "dataset": cfg["data"]["dataset"], **split.record(),
+            "seed": int(cfg["train"]["seed"]), "epoch": epoch, "val_dice": metrics["val_dice"],
+            "amp": cfg["train"]["amp"]}  # fmt: skip

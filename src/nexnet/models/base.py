@@ -35,10 +35,14 @@ class SegmentationModel(nn.Module):
     # Convolutional models run faster with channels_last weights on CPU (measured in
     # docs/performance.md); the engine applies it through nexnet.runtime.place_model.
     prefers_channels_last: bool = True
+    # Input height and width must be multiples of this (the total downsampling).
+    size_multiple: int = 32
 
-    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` to ``directory``, atomically as a folder."""
-        return save_pretrained(self, directory, extra)
+    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
+                        json_files: dict[str, Any] | None = None) -> Path:  # fmt: skip
+        """Write ``model.safetensors`` and ``config.json`` (plus ``json_files``, name -> content) to
+        ``directory``, atomically as a folder."""
+        return save_pretrained(self, directory, extra, json_files)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **overrides) -> SegmentationModel:
@@ -52,15 +56,31 @@ def state_dict_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def save_pretrained(model: nn.Module, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+def checkpoint_config(model: nn.Module, extra: dict | None = None) -> dict[str, Any]:
+    """``config.json`` of a checkpoint: the registry name and keywords that rebuild ``model``, plus ``extra``."""
     name = getattr(model, "model_name", "")
     if not name:
         raise ValueError("model has no registry name: build it with nexnet.create_model")
-    config = {"format": FORMAT, "model": name, "config": model.config, **(extra or {})}
+    return {"format": FORMAT, "model": name, "config": model.config, **(extra or {})}
+
+
+def save_pretrained(model: nn.Module, directory: str | os.PathLike, extra: dict | None = None,
+                    json_files: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    config = checkpoint_config(model, extra)
     with atomic_directory(directory) as tmp:
         atomic_write_bytes(tmp / WEIGHTS_NAME, save(state_dict_tensors(model)))
         atomic_write_json(tmp / CONFIG_NAME, config)
+        for file_name, content in (json_files or {}).items():
+            atomic_write_json(tmp / file_name, content)
     return Path(directory)
+
+
+def checkpoint_folder(path: str | os.PathLike) -> tuple[Path, str]:
+    """``path``, or ``path/best`` when ``path`` is a run folder; with the note to print ('' if none)."""
+    path = Path(path)
+    if not (path / CONFIG_NAME).is_file() and (path / "best" / CONFIG_NAME).is_file():
+        return path / "best", f"note: {path} is a run folder; using its best/ (validation-chosen) checkpoint"
+    return path, ""
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
@@ -91,11 +111,16 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def from_pretrained(directory: str | os.PathLike, **overrides) -> nn.Module:
-    """Rebuild a model from a ``save_pretrained`` folder. Loads safetensors only: never unpickles."""
+    """Rebuild a model from a ``save_pretrained`` folder, in eval mode. Loads safetensors only: never
+    unpickles. It expects RGB in [0, 1] (no mean/std normalisation), ``(B, 3, H, W)`` with H and W
+    multiples of ``model.size_multiple``; ``nexnet.Predictor`` does the resizing and thresholding."""
     cfg = read_config(directory)
     path = Path(directory)
     path = path.parent if path.is_file() else path
-    model = create_model(cfg["model"], **{**upgrade_config(cfg["model"], cfg["config"]), **overrides})
+    try:
+        model = create_model(cfg["model"], **{**upgrade_config(cfg["model"], cfg["config"]), **overrides})
+    except (NexnetError, ValueError, TypeError) as e:
+        raise NexnetError(f"{path / CONFIG_NAME}: cannot rebuild the model from its config ({e})") from None
     try:
         state = load_file(path / WEIGHTS_NAME)
     except (SafetensorError, OSError) as e:
@@ -110,7 +135,7 @@ def from_pretrained(directory: str | os.PathLike, **overrides) -> nn.Module:
             f"(missing {missing[:2]}, unexpected {unexpected[:2]}, wrong shape {wrong[:2]})"
         )
     model.load_state_dict(state)
-    return model
+    return model.eval()  # for inference, as the Hub's conventions have it: call .train() to fine-tune
 
 
 def _looks_like_pickle(path: Path) -> bool:

@@ -116,7 +116,7 @@ class SegFormer(SegmentationModel):
         self.head = nn.Conv2d(decoder_width, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, self.in_channels, 32, "SegFormer")
+        check_image_batch(x, self.in_channels, self.size_multiple, "SegFormer")
         size = x.shape[-2:]
         feats = []
         for embed, blocks, norm in zip(self.embeds, self.stages, self.norms):

@@ -63,7 +63,7 @@ class SSLAutoencoder(SegmentationModel):
         self.head = nn.Conv2d(widths[0], in_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, self.in_channels, 32, "SSLAutoencoder")
+        check_image_batch(x, self.in_channels, self.size_multiple, "SSLAutoencoder")
         feats = self.encoder.features(x)
         skips = [side(f) for side, f in zip(self.side, feats)] + feats[len(self.side) : -1]
         d = feats[-1]

@@ -111,6 +111,8 @@ class TransUNet(SegmentationModel):
     Shapes: ``(B, in_channels, H, W)`` with H, W multiples of 16 -> ``(B, num_classes, H, W)``.
     """
 
+    size_multiple = 16
+
     def __init__(self, in_channels: int = 3, num_classes: int = 1, hidden: int = 768, layers: int = 12,
                  heads: int = 12, mlp: int = 3072, dropout: float = 0.1, grid: int = 14,
                  decoder: tuple[int, ...] = (256, 128, 64, 16)) -> None:  # fmt: skip
@@ -140,7 +142,7 @@ class TransUNet(SegmentationModel):
         return pos.flatten(2).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, self.in_channels, 16, "TransUNet")
+        check_image_batch(x, self.in_channels, self.size_multiple, "TransUNet")
         feats, skips = self.backbone(x)
         tokens = self.patch(feats)  # (B, 768, H/16, W/16)
         b, c, h, w = tokens.shape

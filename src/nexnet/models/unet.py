@@ -21,6 +21,8 @@ class UNet(SegmentationModel):
     Shapes: ``(B, in_channels, H, W)`` with H, W multiples of 16 -> ``(B, num_classes, H, W)``.
     """
 
+    size_multiple = 16
+
     def __init__(self, base_width: int = 64, in_channels: int = 3, num_classes: int = 1) -> None:
         super().__init__()
         self.config = dict(base_width=base_width, in_channels=in_channels, num_classes=num_classes)
@@ -34,7 +36,7 @@ class UNet(SegmentationModel):
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, self.in_channels, 16, "UNet")
+        check_image_batch(x, self.in_channels, self.size_multiple, "UNet")
         skips = []
         for i, block in enumerate(self.down):
             x = block(self.pool(x) if i else x)

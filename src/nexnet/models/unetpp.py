@@ -22,6 +22,8 @@ class UNetPlusPlus(SegmentationModel):
     Shapes: ``(B, in_channels, H, W)`` with H, W multiples of 16 -> ``(B, num_classes, H, W)``.
     """
 
+    size_multiple = 16
+
     def __init__(self, base_width: int = 32, in_channels: int = 3, num_classes: int = 1,
                  deep_supervision: bool = False) -> None:  # fmt: skip
         super().__init__()
@@ -39,7 +41,7 @@ class UNetPlusPlus(SegmentationModel):
         self.heads = nn.ModuleList(nn.Conv2d(w[0], num_classes, 1) for _ in range(4 if deep_supervision else 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, self.in_channels, 16, "UNetPlusPlus")
+        check_image_batch(x, self.in_channels, self.size_multiple, "UNetPlusPlus")
         grid: dict[tuple[int, int], torch.Tensor] = {}
         for i in range(5):
             grid[i, 0] = self.nodes[f"{i}_0"](x if i == 0 else self.pool(grid[i - 1, 0]))

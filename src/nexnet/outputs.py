@@ -1,0 +1,59 @@
+"""Where commands may write: never into a folder of source data, never over a file they did not write."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import NexnetError
+
+# What nexnet writes into a run folder (train, pretrain, reproduce) or an output folder.
+RUN_FILES = {"config.yaml", "split.json", "best", "last", "log.csv", "curves.png", "eval", "train_done.json",
+             "images.json", "recon.png", "pretrain_done.json", "summary.json"}  # fmt: skip
+
+
+def _folder(path: Path) -> Path:
+    return (path if path.is_dir() or not path.suffix else path.parent).resolve()
+
+
+def refuse_inside_sources(out: str | os.PathLike, out_flag: str, sources: dict[str, str | os.PathLike | None]) -> None:
+    """Refuse an output path that is, or lies inside, a source folder (``--input``, ``--gt``, ``--data-root``)."""
+    dst = Path(out).resolve()
+    for flag, src in sources.items():
+        if src is None:
+            continue
+        folder = _folder(Path(src))
+        if dst == folder or folder in dst.parents:
+            raise NexnetError(f"{out_flag} {out}: is inside the {flag} folder {folder}; nexnet never writes "
+                              f"into source data: choose an {out_flag} outside it")  # fmt: skip
+
+
+def refuse_foreign_files(folder: str | os.PathLike, flag: str, ours: Iterable[str] | None = None,
+                         ours_prefix: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Refuse a folder holding entries nexnet would not have written there (dotfiles aside)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    known = set(RUN_FILES if ours is None else ours)
+    names = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
+    foreign = sorted(n for n in names if n not in known and not n.startswith(ours_prefix))
+    if foreign:
+        raise NexnetError(f"{flag} {folder}: holds files nexnet did not write (e.g. {foreign[0]}); "
+                          f"choose a new or empty {flag}")  # fmt: skip
+
+
+def refuse_foreign_json(path: str | os.PathLike, flag: str, key: str) -> None:
+    """Refuse to replace ``path`` unless it is a JSON file nexnet wrote (it holds ``key``)."""
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        ours = key in json.loads(path.read_text())
+    except (OSError, ValueError, TypeError):
+        ours = False
+    if not ours:
+        raise NexnetError(f"{flag} {path.parent}: already holds a {path.name} that nexnet did not write; "
+                          f"choose another {flag}")  # fmt: skip

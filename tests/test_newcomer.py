@@ -1,0 +1,235 @@
+"""A newcomer's mistakes: no command writes into source data or over files it did not write, and
+every bad option gets one line before anything is decoded or written."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import nexnet
+from nexnet.cli import main
+from nexnet.engine.config import resolve
+from nexnet.engine.trainer import train
+from nexnet.errors import NexnetError
+from nexnet.synthetic import make_synthetic_dataset
+
+TINY = ["model.widths=[4,4,8,8,8,8]", "train.warmup_epochs=1", "train.lr=0.003", "train.eval_batch_size=8"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), n=24, size_range=(40, 56))
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    cfg = resolve(None, TINY, model__name="nexnet_seg_s", data__dataset="folder", data__data_root=str(data),
+                  data__split="seeded", data__image_size=32, train__epochs=1, train__batch_size=4,
+                  train__device="cpu")  # fmt: skip
+    train(cfg, out, quiet=True)
+    return out
+
+
+def one_line_error(capsys, argv, *needles):
+    """``argv`` fails with exit code 2 and one stderr line holding every needle (progress bars aside)."""
+    code = main(argv)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("nexnet ")]
+    assert code == 2 and len(err) == 1, err
+    for needle in needles:
+        assert needle in err[0], err[0]
+    return err[0]
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def train_args(data, out, *more):
+    return ["train", "--model", "nexnet_seg_s", "--dataset", "folder", "--data-root", str(data), "--split", "seeded",
+            "--out", str(out), "--image-size", "32", "--batch-size", "4", "--epochs", "1", "--device", "cpu",
+            "--quiet", *sum((["--set", s] for s in TINY), []), *more]  # fmt: skip
+
+
+# --- no writer touches source data ---------------------------------------------------------------
+
+
+def test_predict_never_writes_into_the_input_or_ground_truth_folder(data, run, capsys):
+    before = snapshot(data)
+    ckpt = str(run / "best")
+    for out in (data / "masks", data / "images", data / "masks" / "preds"):
+        one_line_error(capsys, ["predict", "--checkpoint", ckpt, "--input", str(data / "images"), "--gt",
+                                str(data / "masks"), "--out", str(out), "--overlay"], "nexnet never writes into source data")  # fmt: skip
+    assert snapshot(data) == before
+
+
+def test_predict_refuses_a_folder_of_someone_elses_files_but_reruns_into_its_own(data, run, tmp_path, capsys):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.png").write_bytes(b"not ours")
+    args = ["predict", "--checkpoint", str(run / "best"), "--input", str(data / "images" / "synthetic_0000.png")]
+    one_line_error(capsys, [*args, "--out", str(theirs)], "holds files nexnet did not write (e.g. notes.png)")
+    assert (theirs / "notes.png").read_bytes() == b"not ours"
+    assert main([*args, "--out", str(tmp_path / "ours")]) == 0
+    assert main([*args, "--out", str(tmp_path / "ours")]) == 0  # its own folder: the masks are replaced
+
+
+def test_score_refuses_one_folder_on_both_sides_and_an_out_inside_the_ground_truth(data, capsys, tmp_path):
+    masks = str(data / "masks")
+    one_line_error(capsys, ["score", "--pred", masks, "--gt", masks], "--pred and --gt are the same folder")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(pred / "synthetic_0000.png")
+    one_line_error(capsys, ["score", "--pred", str(pred), "--gt", masks, "--out", masks], "inside the --gt folder")
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "summary.json").write_text('{"mine": 1}')
+    one_line_error(capsys, ["score", "--pred", str(pred), "--gt", masks, "--out", str(tmp_path / "s")],
+                   "already holds a summary.json that nexnet did not write")  # fmt: skip
+    assert not (data / "masks" / "summary.json").exists()
+
+
+def test_evaluate_train_pretrain_reproduce_and_export_refuse_an_out_inside_the_data(data, run, capsys):
+    before = snapshot(data)
+    inside = str(data / "results")
+    one_line_error(capsys, ["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root",
+                            str(data), "--out", inside], "inside the --data-root folder")  # fmt: skip
+    one_line_error(capsys, train_args(data, inside), "inside the --data-root folder")
+    one_line_error(capsys, ["pretrain", "--dataset", "folder", "--data-root", str(data), "--out", inside,
+                            "--image-size", "32"], "inside the --data-root folder")  # fmt: skip
+    one_line_error(capsys, ["reproduce", "--table", "1", "--quick", "--data-root", str(data), "--out", inside],
+                   "inside the --data-root folder")  # fmt: skip
+    one_line_error(capsys, ["export", "--checkpoint", str(run / "best"), "--out", str(data / "images" / "m.onnx"),
+                            "--image", str(data / "images" / "synthetic_0000.png")], "inside the --image folder")  # fmt: skip
+    assert snapshot(data) == before
+
+
+def test_train_refuses_a_folder_of_someone_elses_files(data, tmp_path, capsys):
+    (tmp_path / "paper.tex").write_text("my draft")
+    one_line_error(capsys, train_args(data, tmp_path), "holds files nexnet did not write (e.g. paper.tex)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["paper.tex"]
+
+
+# --- bad numbers: one line, before any decoding, nothing left behind ------------------------------
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--image-size", "230"], "--image-size 230: nexnet_seg_s needs a multiple of 32; use 224 or 256"),
+    (["--image-size", "0"], "--image-size 0: use a whole number of at least 32"),
+    (["--batch-size", "0"], "--batch-size 0: use a whole number of at least 1 (default 16)"),
+    (["--epochs", "0"], "--epochs 0: use a whole number of at least 1 (default 250)"),
+    (["--set", "train.lr=-1"], "train.lr -1: use a number above 0"),
+    (["--max-minutes", "0"], "--max-minutes 0.0: use a number above 0"),
+])  # fmt: skip
+def test_bad_training_numbers_fail_in_one_line_before_decoding(data, tmp_path, capsys, monkeypatch, flags, needle):
+    import nexnet.engine.runs as runs
+
+    monkeypatch.setattr(runs, "build_arrays", lambda *a, **k: pytest.fail("decoded before checking the options"))
+    out = tmp_path / "run"
+    one_line_error(capsys, [*train_args(data, out), *flags], needle)
+    assert not out.exists()
+
+
+def test_bad_pretrain_and_profile_sizes_fail_in_one_line(data, tmp_path, capsys):
+    one_line_error(capsys, ["pretrain", "--dataset", "folder", "--data-root", str(data), "--out", str(tmp_path / "p"),
+                            "--image-size", "230"], "--image-size 230: ssl_autoencoder needs a multiple of 32")  # fmt: skip
+    assert not (tmp_path / "p").exists()
+    one_line_error(capsys, ["profile", "--models", "unet", "--image-size", "230"], "unet needs a multiple of 16")
+    one_line_error(capsys, ["profile", "--models", "unet", "--batch-size", "0"], "--batch-size 0")
+
+
+def test_a_checkpoint_config_with_bad_values_fails_in_one_line(run, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.safetensors").write_bytes((run / "best" / "model.safetensors").read_bytes())
+    cfg = json.loads((run / "best" / "config.json").read_text())
+    cfg["config"]["widths"] = "wide"
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(NexnetError, match=r"config.json: cannot rebuild the model from its config"):
+        nexnet.from_pretrained(bad)
+
+
+def test_a_warm_up_longer_than_the_run_is_shortened(data, tmp_path, capsys):
+    assert main([*train_args(data, tmp_path / "r"), "--epochs", "2", "--set", "train.warmup_epochs=5"]) == 0
+    lrs = [float(r.split(",")[5]) for r in (tmp_path / "r" / "log.csv").read_text().splitlines()[1:]]
+    assert lrs[0] == pytest.approx(0.003)  # a 0-epoch warm-up: the run's learning rate from the start
+
+
+# --- from_pretrained gives a model ready for inference --------------------------------------------
+
+
+def test_from_pretrained_returns_the_model_in_eval_mode(run):
+    model = nexnet.from_pretrained(run / "best")
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        first, second = model(x), model(x)
+    assert not model.training and torch.equal(first, second)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in stats.items())
+
+
+# --- --resume from anywhere, and on data that moved ----------------------------------------------
+
+
+def test_resume_works_from_another_folder_and_on_moved_data(data, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(data, work / "data")
+    monkeypatch.chdir(work)
+    args = train_args("data", "runs/r")  # relative paths, as a user types them
+    assert main(args) == 0
+    monkeypatch.chdir(tmp_path)  # elsewhere: the run records absolute paths
+    assert main(["train", "--out", "work/runs/r", "--resume", "--epochs", "2", "--quiet"]) == 0
+    (work / "data").rename(tmp_path / "moved")
+    resume = ["train", "--out", "work/runs/r", "--resume", "--epochs", "3", "--quiet"]
+    assert main([*resume, "--data-root", "moved"]) == 0
+    assert len((work / "runs" / "r" / "log.csv").read_text().splitlines()) == 4
+    (tmp_path / "moved" / "images" / "synthetic_0000.png").unlink()
+    (tmp_path / "moved" / "masks" / "synthetic_0000.png").unlink()
+    one_line_error(capsys, [*resume, "--epochs", "4", "--data-root", "moved"], "cases are not in the data")
+
+
+# --- the tour: predict and score the test split only ------------------------------------------------
+
+
+def test_predict_and_score_keep_to_one_part_of_the_split(data, run, tmp_path):
+    split = json.loads((run / "split.json").read_text())
+    args = ["--split-file", str(run / "split.json"), "--subset", "test"]
+    assert main(["predict", "--checkpoint", str(run), "--input", str(data / "images"), "--out",
+                 str(tmp_path / "p"), *args]) == 0  # a run folder stands for its best/  # fmt: skip
+    assert sorted(p.stem for p in (tmp_path / "p").glob("*.png")) == sorted(split["test"])
+    assert main(["score", "--pred", str(tmp_path / "p"), "--gt", str(data / "masks"), *args]) == 0
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert summary["cases"] == len(split["test"]) and summary["missing_predictions"]["count"] == 0
+
+
+def test_train_help_gives_the_defaults_and_where_they_come_from(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default 250 (configs/default.yaml)" in text and "default 16 (configs/default.yaml)" in text
+    assert "default 224" in text and "(default: [])" not in text
+
+
+def test_last_checkpoint_can_be_evaluated(data, run, tmp_path):
+    from nexnet.engine.evaluate import evaluate
+
+    s = evaluate(run / "last", "folder", data, out=tmp_path / "e", device="cpu", say=lambda m: None)
+    assert s["cases"] == len(json.loads((run / "split.json").read_text())["test"])
+
+
+def test_predictor_gives_python_users_what_predict_writes(data, run, tmp_path):
+    image_file = data / "images" / "synthetic_0003.png"
+    assert main(["predict", "--checkpoint", str(run / "best"), "--input", str(image_file), "--out",
+                 str(tmp_path / "p")]) == 0  # fmt: skip
+    written = np.asarray(Image.open(tmp_path / "p" / "synthetic_0003.png")) > 127
+    predictor = nexnet.Predictor.from_pretrained(run, device="cpu")  # a run folder: its best/
+    image = np.asarray(Image.open(image_file).convert("RGB"))
+    for given in (image, Image.open(image_file), image_file):
+        mask = predictor(given)
+        assert mask.dtype == bool and mask.shape == image.shape[:2] and np.array_equal(mask, written)
+    with pytest.raises(NexnetError, match=r"expected an \(H, W, 3\) uint8 RGB array"):
+        predictor(image.astype(np.float32))
