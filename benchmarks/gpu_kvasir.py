@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from nexnet.engine.runs import prepare_data
 
     t0 = time.time()
-    data_cfg = {"dataset": args.dataset, "data_root": args.data_root, "split": args.split, "seed": args.seed,
+    data_cfg = {"dataset": args.dataset, "data_root": args.data_root, "split": args.split, "seed": 0,  # split seed
                 "image_size": args.image_size, "workers": os.cpu_count()}  # fmt: skip
     args.test_cases = len(prepare_data(data_cfg).split.test)  # decode once, before the runs share the cache
     print(f"data ready in {time.time() - t0:.0f}s", flush=True)

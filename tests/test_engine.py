@@ -175,8 +175,11 @@ def test_score_exact_values_on_hand_made_folders(tmp_path):
     Image.fromarray(a[::-1].copy()).save(tmp_path / "pred" / "x.png")  # disjoint halves
     Image.fromarray(a).save(tmp_path / "gt" / "y_segmentation.png")
     Image.fromarray((a // 255).astype(np.uint8)).save(tmp_path / "pred" / "y.png")  # stored as 0/1
-    assert main(["score", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]) == 0
-    s = json.loads((tmp_path / "pred" / "summary.json").read_text())
+    # A folder from another tool: summary.json goes to --out, not into it.
+    assert main(["score", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]) == 2
+    assert main(["score", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out",
+                 str(tmp_path / "s")]) == 0  # fmt: skip
+    s = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert {c["id"]: c["dice"] for c in s["per_case"]} == {"x": 0.0, "y": 1.0}
     assert s["mean"]["dice"] == 0.5 and s["pixel_pooled"]["dice"] == 0.5
 

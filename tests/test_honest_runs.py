@@ -3,6 +3,7 @@ evaluation on another split, scoring with missing predictions, DDP decisions and
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -144,6 +145,32 @@ def test_evaluate_on_a_split_that_overlaps_training_is_refused(data, trained_see
     assert code == 2 and "Traceback" not in err and "or pass --split-seed 1" in err.strip().splitlines()[-1]
 
 
+def test_the_same_images_under_another_dataset_name_are_refused_by_their_pixels(data, trained_seed1, tmp_path):
+    # The kvasir adapter reads the same folder: other names for the split, the same pixels.
+    with pytest.raises(NexnetError, match=r"test cases are pixel-identical to images this model was trained"):
+        evaluate(trained_seed1 / "best", "kvasir", data, split="seeded", split_seed=3, device="cpu")
+    with pytest.raises(NexnetError, match=r"all cases are pixel-identical to images this model was trained"):
+        evaluate(trained_seed1 / "best", "kvasir", data, split="seeded", subset="all", device="cpu")
+
+
+def test_threshold_chosen_on_training_images_is_refused(data, trained_seed1, tmp_path):
+    split = seeded_split(data, 1)
+    split.val, split.train = split.train[:4], split.train[4:] + split.val  # a val part of training images
+    split.save(tmp_path / "mixed.json")
+    with pytest.raises(NexnetError, match="validation cases that would choose the threshold are pixel-identical"):
+        evaluate(trained_seed1 / "best", "kvasir", data, split=str(tmp_path / "mixed.json"), threshold="val",
+                 device="cpu")  # fmt: skip
+
+
+def test_an_ssl_checkpoint_pretrained_on_held_out_pixels_is_refused_under_any_name(data, pretrained, tmp_path):
+    ssl = [f"train.ssl_checkpoint={pretrained}", "model.ssl=true"]
+    cfg = tiny_cfg(data, split_seed=0, extra=ssl)
+    cfg["data"]["dataset"] = "kvasir"  # the pretraining read these images as "folder"
+    with pytest.raises(NexnetError, match="validation and test cases are pixel-identical to images the SSL"):
+        train(cfg, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
 # --- score counts a missing prediction as an empty mask ------------------------------------------
 
 
@@ -161,7 +188,7 @@ def test_score_counts_missing_predictions_as_empty_masks(tmp_path):
     old = score(pred, gt, say=lambda m: None, ignore_missing=True)
     assert old["cases"] == 1 and old["mean"]["dice"] == 1.0
     assert old["missing_predictions"]["scored_as"] == "left out (--ignore-missing)"
-    assert main(["score", "--pred", str(pred), "--gt", str(gt), "--ignore-missing", "--out", str(tmp_path)]) == 0
+    assert main(["score", "--pred", str(pred), "--gt", str(gt), "--ignore-missing", "--out", str(tmp_path / "o")]) == 0
 
 
 # --- a hand-edited split.json with overlapping parts ---------------------------------------------
@@ -236,7 +263,10 @@ def test_two_gloo_ranks_validate_one_model_and_agree_on_every_decision(data, tmp
     (tmp_path / "rank.py").write_text(textwrap.dedent(RANK_SCRIPT))
     (tmp_path / "cfg.json").write_text(json.dumps(tiny_cfg(data, epochs=3)))
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    with socket.socket() as s:  # a free port, so that parallel runs do not collide
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
            str(tmp_path / "rank.py"), str(tmp_path / "cfg.json"), str(run)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env)

@@ -233,3 +233,136 @@ def test_predictor_gives_python_users_what_predict_writes(data, run, tmp_path):
         assert mask.dtype == bool and mask.shape == image.shape[:2] and np.array_equal(mask, written)
     with pytest.raises(NexnetError, match=r"expected an \(H, W, 3\) uint8 RGB array"):
         predictor(image.astype(np.float32))
+
+
+# --- more careless inputs (review of issue 14) -----------------------------------------------------
+
+
+def test_export_never_replaces_a_file_it_did_not_write(run, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    one_line_error(capsys, ["export", "--checkpoint", str(run / "best"), "--out", str(notes)],
+                   "exists and was not written by nexnet export")  # fmt: skip
+    one_line_error(capsys, ["export", "--checkpoint", str(run / "best"), "--out", str(run / "best" / "m.onnx")],
+                   "inside the --checkpoint folder")  # fmt: skip
+    assert notes.read_text() == "mine" and not (run / "best" / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("key, value, needle", [
+    ("image_size", 230, "image_size 230 must be a multiple of 32"),
+    ("image_size", "abc", "image_size 'abc' must be a multiple of 32"),
+    ("threshold", 7, "threshold 7 must be a number between 0 and 1"),
+])  # fmt: skip
+def test_a_checkpoint_with_bad_settings_is_refused_before_decoding(data, run, tmp_path, capsys, key, value, needle):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in ("model.safetensors", "config.json"):
+        (bad / f).write_bytes((run / "best" / f).read_bytes())
+    cfg = json.loads((bad / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**cfg, key: value}))
+    one_line_error(capsys, ["evaluate", "--checkpoint", str(bad), "--dataset", "folder", "--data-root", str(data),
+                            "--out", str(tmp_path / "e")], needle)  # fmt: skip
+
+
+@pytest.mark.parametrize("setting, needle", [
+    ("train.weight_decay=-1", "train.weight_decay -1: use a number 0 or more"),
+    ("augment.rotate_degrees=abc", "augment.rotate_degrees 'abc': use a number 0 or more"),
+    ("augment.hflip=2", "augment.hflip 2: use a number from 0 to 1"),
+    ("train.tpen_lr_scale=-1", "train.tpen_lr_scale -1: use a number above 0"),
+    ("loss.pos_weight=-3", "loss.pos_weight -3: use auto"),
+])  # fmt: skip
+def test_bad_config_values_fail_in_one_line_and_leave_nothing(data, tmp_path, capsys, setting, needle):
+    one_line_error(capsys, [*train_args(data, tmp_path / "r"), "--set", setting], needle)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--lr", "0"], "--lr 0.0: use a number above 0"),
+    (["--noise", "-1"], "--noise -1.0: use a number 0 or more"),
+    (["--workers", "0"], "--workers 0: use a whole number of at least 1"),
+    (["--split-seed", "-1"], "--split-seed -1: use a whole number of at least 0"),
+])  # fmt: skip
+def test_bad_pretrain_numbers_fail_in_one_line(data, tmp_path, capsys, flags, needle):
+    one_line_error(capsys, ["pretrain", "--dataset", "folder", "--data-root", str(data), "--out", str(tmp_path / "p"),
+                            "--image-size", "32", *flags], needle)  # fmt: skip
+    assert not (tmp_path / "p").exists()
+
+
+def test_an_out_that_is_a_file_and_a_pretrain_resume_of_a_train_run_fail_in_one_line(data, run, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    one_line_error(capsys, train_args(data, afile), "is a file; give a folder")
+    one_line_error(capsys, ["pretrain", "--out", str(run), "--resume"], "not a pretraining run's")
+
+
+def test_score_writes_its_summary_only_where_nexnet_may_write(data, run, tmp_path, capsys):
+    masks = str(data / "masks")
+    preds = tmp_path / "theirs"
+    preds.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(preds / "synthetic_0000.png")
+    one_line_error(capsys, ["score", "--pred", masks, "--gt", str(preds)], "was not written by nexnet predict")
+    assert not (data / "masks" / "summary.json").exists()
+
+
+def test_demo_refuses_a_folder_of_other_files_and_a_zero_budget(tmp_path, capsys):
+    (tmp_path / "thesis.pdf").write_text("mine")
+    one_line_error(capsys, ["demo", "--out", str(tmp_path)], "holds files nexnet did not write (e.g. thesis.pdf)")
+    one_line_error(capsys, ["demo", "--out", str(tmp_path / "d"), "--seconds", "0"], "--seconds 0: give a training")
+
+
+def test_evaluate_split_seed_without_split_and_an_edited_split_file_are_refused(data, run, tmp_path, capsys):
+    args = ["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root", str(data)]
+    one_line_error(capsys, [*args, "--split-seed", "4", "--out", str(tmp_path / "e")], "goes with --split NAME")
+    edited = tmp_path / "best"
+    edited.mkdir()
+    for f in (run / "best").iterdir():
+        (edited / f.name).write_bytes(f.read_bytes())
+    split = json.loads((edited / "split.json").read_text())
+    split["test"], split["train"] = split["train"][:5], split["train"][5:] + split["test"]
+    (edited / "split.json").write_text(json.dumps(split))
+    one_line_error(capsys, [*args[:2], str(edited), *args[3:]], "differs from the split")
+
+
+def test_the_ssl_autoencoder_is_not_evaluated_as_a_segmentation_model(data, tmp_path, capsys):
+    nexnet.create_model("ssl_autoencoder", widths=[4, 4, 8, 8, 8, 8]).save_pretrained(tmp_path / "ae")
+    one_line_error(capsys, ["evaluate", "--checkpoint", str(tmp_path / "ae"), "--dataset", "folder", "--data-root",
+                            str(data)], "holds the SSL pretraining autoencoder")  # fmt: skip
+
+
+def test_check_data_splits_as_train_does_when_a_pair_is_unreadable(data, tmp_path):
+    import shutil
+
+    copy = tmp_path / "d"
+    shutil.copytree(data, copy)
+    (copy / "images" / "synthetic_0002.png").write_bytes(b"broken")
+    assert main(["check-data", "--dataset", "folder", "--data-root", str(copy), "--split", "seeded", "--skip-bad",
+                 "--split-out", str(tmp_path / "s.json")]) == 0  # fmt: skip
+    assert main([*train_args(copy, tmp_path / "r"), "--skip-bad"]) == 0
+    checked = json.loads((tmp_path / "s.json").read_text())
+    trained = json.loads((tmp_path / "r" / "split.json").read_text())
+    assert {k: checked[k] for k in ("train", "val", "test")} == {k: trained[k] for k in ("train", "val", "test")}
+
+
+def test_quiet_silences_the_decoding_bar_and_outputs_are_readable_by_the_group(data, tmp_path, capsys):
+    import os
+    import stat
+
+    assert main(train_args(data, tmp_path / "r")) == 0  # train_args passes --quiet
+    assert "decoding" not in capsys.readouterr().err and "NEXNET_QUIET" not in os.environ
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in (tmp_path / "r" / "best" / "model.safetensors", tmp_path / "r" / "log.csv"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "r" / "best").stat().st_mode) == 0o777 & ~umask
+
+
+def test_cache_clear_removes_only_the_cache_folders(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEXNET_CACHE_DIR", str(tmp_path))
+    for part in ("arrays", "facts"):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "x.bin").write_bytes(b"0" * 2048)
+    (tmp_path / "mine.txt").write_text("keep")
+    assert main(["cache"]) == 0 and "0.0 MiB" in capsys.readouterr().out
+    assert main(["cache", "--clear"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nexnet.plots import GT_COLOUR, PRED_COLOUR, image_grid, line_chart, nice_ticks, overlay
+from nexnet.plots import GT_COLOUR, PRED_COLOUR, _x_ticks, image_grid, line_chart, nice_ticks, overlay
 
 
 @pytest.mark.parametrize("lo, hi, integer, expected", [
@@ -19,6 +19,16 @@ from nexnet.plots import GT_COLOUR, PRED_COLOUR, image_grid, line_chart, nice_ti
 def test_nice_ticks_are_round_and_cover_the_range(lo, hi, integer, expected):
     ticks = nice_ticks(lo, hi, 5, integer)
     assert ticks == expected and ticks[0] <= lo and ticks[-1] >= hi
+
+
+@pytest.mark.parametrize("x, expected", [
+    ([1, 2, 3, 4, 5, 6, 7], [1, 3, 5, 7]),  # whole epochs: ticks on points, from the first
+    (list(range(1, 51)), [1, 11, 21, 31, 41]),
+    ([4], [4]),
+    ([0.1, 0.3, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5]),
+])  # fmt: skip
+def test_x_ticks_fall_on_the_data(x, expected):
+    assert _x_ticks(x) == expected
 
 
 def test_line_chart_draws_every_panel_with_a_fixed_dice_axis(tmp_path):

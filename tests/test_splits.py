@@ -94,3 +94,50 @@ def test_isic2017_official_sizes():
     found = get_adapter("isic2017").discover(shared_dataset("isic2017_256"))
     split = build_split("isic2017", found, "official")
     assert (len(split.train), len(split.val), len(split.test)) == (2000, 150, 0)
+
+
+def cvc_frames(n: int = 612) -> Discovery:
+    return Discovery(pairs=[Pair(str(i), None, None) for i in range(1, n + 1)])  # type: ignore[arg-type]
+
+
+def video_of(frame: str) -> int:
+    """The shipped table, read independently: the sequence whose range holds ``frame``."""
+    from importlib import resources
+
+    text = resources.files("nexnet.data").joinpath("split_lists", "cvc_clinicdb_sequences.txt").read_text()
+    ranges = [tuple(map(int, line.split())) for line in text.splitlines() if line and not line.startswith("#")]
+    return next(k for k, (a, b) in enumerate(ranges) if a <= int(frame) <= b)
+
+
+def test_cvc_sequence_table_covers_612_frames_in_29_contiguous_videos():
+    from nexnet.data.sequences import sequence_ranges
+
+    ranges = sequence_ranges()
+    assert len(ranges) == 29 and ranges[0][0] == 1 and ranges[-1][1] == 612
+    assert all(b >= a and nxt[0] == b + 1 for (a, b), nxt in zip(ranges, ranges[1:] + [(613, 0)]))
+
+
+@pytest.mark.parametrize("name", ["sequence", "seqfold:5/2"])
+def test_cvc_sequence_splits_keep_every_video_in_one_part(name):
+    split = build_split("cvc_clinicdb", cvc_frames(), name, seed=7)
+    assert_partition(split, 612)
+    parts_of_video: dict[int, set[str]] = {}
+    for part, ids in split.parts().items():
+        for i in ids:
+            parts_of_video.setdefault(video_of(i), set()).add(part)
+    assert len(parts_of_video) == 29 and all(len(p) == 1 for p in parts_of_video.values())  # val included
+    assert build_split("cvc_clinicdb", cvc_frames(), name, seed=7).parts() == split.parts()
+    assert build_split("cvc_clinicdb", cvc_frames(), name, seed=8).parts() != split.parts()
+    if name == "sequence":  # about PraNet's 62/612 share: at least 62 frames, at most one video more
+        assert 62 <= len(split.test) < 62 + 26
+
+
+def test_cvc_sequence_folds_test_every_frame_once():
+    tests = [set(build_split("cvc_clinicdb", cvc_frames(), f"seqfold:5/{n}", seed=0).test) for n in range(1, 6)]
+    assert sum(len(t) for t in tests) == 612 and set().union(*tests) == {str(i) for i in range(1, 613)}
+
+
+def test_cvc_sequence_split_refuses_files_that_are_not_frame_numbers():
+    renamed = Discovery(pairs=[Pair(f"frame_{i}", None, None) for i in range(1, 30)])  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="'frame_1' is not a frame number 1..612, so its video is unknown"):
+        build_split("cvc_clinicdb", renamed, "sequence")

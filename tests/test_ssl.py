@@ -123,13 +123,15 @@ def test_ablation_configs_build_the_variants(name, tpen, masa, ssl):
 
 
 def test_ssl_checkpoint_must_be_an_autoencoder(data, tmp_path):
-    from nexnet.engine.pretrain import load_ssl_encoder
+    from nexnet.engine.ssl_checkpoint import check_ssl_ids, load_ssl_encoder
 
     seg = nexnet.create_model("nexnet_seg_s", widths=[4, 4, 8, 8, 8, 8])
     seg.save_pretrained(tmp_path / "seg")
     split = build_split("folder", get_adapter("folder").discover(data), "seeded", 0)
     with pytest.raises(NexnetError, match="holds a nexnet_seg_s, not an ssl_autoencoder"):
-        load_ssl_encoder(nexnet.create_model("nexnet_seg_s", ssl=True), tmp_path / "seg", split)
+        check_ssl_ids(tmp_path / "seg", split)
+    with pytest.raises(NexnetError, match="holds a nexnet_seg_s, not an ssl_autoencoder"):
+        load_ssl_encoder(nexnet.create_model("nexnet_seg_s", ssl=True), tmp_path / "seg")
     nexnet.create_model("ssl_autoencoder", widths=[4, 4, 8, 8, 8, 8]).save_pretrained(tmp_path / "ae")
     with pytest.raises(NexnetError, match="needs a model built with ssl=True"):
-        load_ssl_encoder(nexnet.create_model("nexnet_seg_s"), tmp_path / "ae", split)
+        load_ssl_encoder(nexnet.create_model("nexnet_seg_s"), tmp_path / "ae")

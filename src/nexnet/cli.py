@@ -313,9 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     keep_freed_memory()  # one process per command: reuse freed activations instead of faulting them in
     quiet = getattr(args, "quiet", False)
-    before = os.environ.get("TQDM_DISABLE")
+    before = os.environ.get("NEXNET_QUIET")
     if quiet:
-        os.environ["TQDM_DISABLE"] = "1"  # every progress bar, the decoding bars inside the data layer too
+        os.environ["NEXNET_QUIET"] = "1"  # every progress bar, the decoding bars inside the data layer too
     try:
         return int(args.func(args) or 0)
     except NexnetError as e:
@@ -326,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         if quiet and before is None:
-            os.environ.pop("TQDM_DISABLE", None)
+            os.environ.pop("NEXNET_QUIET", None)
 
 
 if __name__ == "__main__":

@@ -266,8 +266,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .engine.predict import score
+    from pathlib import Path
 
+    from .engine.predict import PREDICT_RECORD, score
+
+    same = Path(args.pred).resolve() == Path(args.gt).resolve()  # refused by score itself, in its words
+    if not args.out and not same and not (Path(args.pred) / PREDICT_RECORD).is_file():
+        raise NexnetError(f"--pred {args.pred} was not written by nexnet predict, so summary.json does not go "
+                          "there by default; give --out FOLDER")  # fmt: skip
     score(
         args.pred,
         args.gt,

@@ -13,10 +13,13 @@ from .engine.config import resolve
 from .engine.evaluate import evaluate
 from .engine.predict import predict
 from .engine.trainer import train
+from .errors import NexnetError
 from .io import atomic_write_text
+from .outputs import refuse_foreign_files
 from .profile import count_parameters
 from .synthetic import make_synthetic_dataset
 
+DEMO_FILES = {"synthetic_polyps", "run", "eval", "test_images", "predictions", "report.md"}
 DEMO_SETTINGS = [
     "train.batch_size=16", "train.lr=1e-3", "train.warmup_epochs=2", "train.early_stop=15",
     "train.epochs=60", "train.eval_batch_size=32",
@@ -27,6 +30,9 @@ def run_demo(out: str | Path = "demo", seconds: float = 120) -> int:
     """Generate synthetic data, train ``nexnet_seg_s`` for about ``seconds``, evaluate, predict, report."""
     start = time.time()
     out = Path(out)
+    if not seconds > 0:
+        raise NexnetError(f"--seconds {seconds:g}: give a training budget above 0 (default 120)")
+    refuse_foreign_files(out, "--out", DEMO_FILES)  # it replaces its own folders below, and only those
     data = out / "synthetic_polyps"
     if not (data / "README.txt").is_file():
         print(f"generating 240 SYNTHETIC polyp-like images in {data} ...")
@@ -43,7 +49,8 @@ def run_demo(out: str | Path = "demo", seconds: float = 120) -> int:
                        device="cpu")  # fmt: skip
     split = json.loads((run / "split.json").read_text())
     inputs = out / "test_images"
-    shutil.rmtree(inputs, ignore_errors=True)
+    for folder in (inputs, out / "predictions"):
+        shutil.rmtree(folder, ignore_errors=True)
     inputs.mkdir(parents=True)
     for cid in split["test"]:
         shutil.copy(data / "images" / f"{cid}.png", inputs / f"{cid}.png")

@@ -11,6 +11,9 @@ from .errors import NexnetError
 # What nexnet writes into a run folder (train, pretrain, reproduce) or an output folder.
 RUN_FILES = {"config.yaml", "split.json", "best", "last", "log.csv", "curves.png", "eval", "train_done.json",
              "images.json", "recon.png", "pretrain_done.json", "summary.json"}  # fmt: skip
+# What a checkpoint folder holds (evaluate writes its summary.json there by default).
+CHECKPOINT_FILES = {"model.safetensors", "config.json", "split.json", "seen_images.json", "state.json",
+                    "state.safetensors", "summary.json"}  # fmt: skip
 
 
 def _folder(path: Path) -> Path:
@@ -33,6 +36,8 @@ def refuse_foreign_files(folder: str | os.PathLike, flag: str, ours: Iterable[st
                          ours_prefix: tuple[str, ...] = ()) -> None:  # fmt: skip
     """Refuse a folder holding entries nexnet would not have written there (dotfiles aside)."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NexnetError(f"{flag} {folder}: is a file; give a folder")
     if not folder.is_dir():
         return
     known = set(RUN_FILES if ours is None else ours)

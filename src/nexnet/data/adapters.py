@@ -124,7 +124,7 @@ ADAPTERS: dict[str, Adapter] = {
             "PNG/'Ground Truth'/<n>.png",
             ("Original", "PNG/Original", "TIF/Original"), ("CVC-ClinicDB", "cvc-clinicdb", "cvc_clinicdb",
                                                           "CVC_ClinicDB"),
-            _cvc, ("official", "pranet", *COMMON_SPLITS), "pranet",
+            _cvc, ("official", "pranet", "sequence", "seqfold:K/N", *COMMON_SPLITS), "pranet",
         ),
         Adapter(
             "isic2016", "ISIC 2016", "ISBI2016_ISIC_Part1_{Training,Test}_Data/ISIC_<id>.jpg and "

@@ -109,7 +109,8 @@ def _run_facts(pair: Pair) -> tuple:
 
 
 def _map(fn: Callable, items: list, workers: int, desc: str) -> list:
-    bar = dict(total=len(items), desc=desc, unit="img", dynamic_ncols=True, leave=False)
+    bar = dict(total=len(items), desc=desc, unit="img", dynamic_ncols=True, leave=False,
+               disable=os.environ.get("NEXNET_QUIET") == "1")  # --quiet  # fmt: skip
     if workers <= 1 or len(items) < 8:
         return [fn(i) for i in tqdm(items, **bar)]
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:

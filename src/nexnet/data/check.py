@@ -64,8 +64,8 @@ def check_dataset(
     rep.lines.append(f"foreground fraction: mean {sum(fg) / len(fg):.3f}, min {min(fg):.3f}, "
                      f"max {max(fg):.3f}; empty masks: {empty} (allowed)")  # fmt: skip
 
-    usable = [p for p in found.pairs if p.id in {f.id for f in good}]
-    found.pairs = usable
+    # Split every discovered pair, as train and pretrain do: an unreadable pair drops out of its
+    # part and moves no other case, so --split-out gives the same parts as a run would use.
     split = build_split(dataset, found, split_name or adapter.default_split, seed)
     parts = split.parts()
     carved = any(n.startswith("val: a seeded") for n in split.notes)

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import DataError
 from ..io import atomic_write_json
 from .discovery import Discovery
+from .sequences import sequence_split
 
 VAL_FRACTION = 0.1
 SEEDED_TEST_FRACTION = 0.2
@@ -132,8 +133,13 @@ def build_split(dataset: str, found: Discovery, name: str, seed: int = 0) -> Spl
         train = sorted(ids[i] for i in perm[n_test:])
         notes.append(
             "CVC-ClinicDB pranet: a seeded random 550/62-proportioned split, as PraNet made one; their "
-            "exact frame list is not distributed. Frames of one video land on both sides"
+            "exact frame list is not distributed. Frames of one video land on both sides, so test frames have "
+            "near-twins in training: the sequence and seqfold:K/N splits keep each video in one part"
         )
+    elif dataset == "cvc_clinicdb" and (name == "sequence" or name.startswith("seqfold:")):
+        folds = _parse_kfold(name) if name.startswith("seqfold:") else None
+        train, val, test = sequence_split(ids, name, seed, folds)
+        notes.append(f"CVC-ClinicDB {name}: whole videos per part (29 sequences, published frame ranges), seed {seed}")
     elif name == "paper":
         train, test = sklearn_style_split(ids, 0.25, PAPER_SEED)
         train, val = sklearn_style_split(train, 0.2, PAPER_SEED)
@@ -152,7 +158,7 @@ def build_split(dataset: str, found: Discovery, name: str, seed: int = 0) -> Spl
         train = sorted(ids[i] for i in perm[n_test:])
     else:
         raise DataError(f"split {name!r} does not apply to {dataset} (try official, pranet, medico2020, "
-                        "paper, kfold:5/1, seeded or a split.json file)")  # fmt: skip
+                        "paper, kfold:5/1, seeded, CVC's sequence or seqfold:5/1, or a split.json file)")  # fmt: skip
     if not val and len(train) > 1:
         train, val = carve_val(train, seed)
         notes.append(f"val: a seeded {VAL_FRACTION:.0%} of train (seed {seed})")
@@ -163,7 +169,8 @@ def _parse_kfold(name: str) -> tuple[int, int]:
     try:
         k, n = (int(v) for v in name.split(":", 1)[1].split("/"))
     except ValueError:
-        raise DataError(f"split {name!r}: write kfold:K/N, e.g. kfold:5/1 for fold 1 of 5") from None
+        kind = name.split(":", 1)[0]
+        raise DataError(f"split {name!r}: write {kind}:K/N, e.g. {kind}:5/1 for fold 1 of 5") from None
     if not (k >= 2 and 1 <= n <= k):
         raise DataError(f"split {name!r}: need K >= 2 and 1 <= N <= K")
     return k, n

@@ -114,6 +114,7 @@ NUMBERS = [
     ("train", "epochs", "--epochs", 1, False),
     ("train", "batch_size", "--batch-size", 1, False), ("train", "eval_batch_size", "train.eval_batch_size", 1, False),
     ("train", "warmup_epochs", "train.warmup_epochs", 0, False), ("train", "early_stop", "train.early_stop", 1, False),
+    ("train", "plateau_patience", "train.plateau_patience", 1, False),
     ("data", "workers", "--workers", 1, True), ("data", "seed", "--split-seed", 0, False),
     ("train", "seed", "--seed", 0, False),
 ]  # fmt: skip
@@ -121,7 +122,15 @@ NUMBERS = [
 REALS = [
     ("train", "lr", "train.lr", False, False), ("train", "max_minutes", "--max-minutes", True, False),
     ("train", "grad_clip", "train.grad_clip", True, False), ("train", "min_lr", "train.min_lr", False, True),
+    ("train", "weight_decay", "train.weight_decay", False, True),
+    ("train", "tpen_lr_scale", "train.tpen_lr_scale", False, False),
+    ("train", "tpen_weight_decay", "train.tpen_weight_decay", True, True),
+    ("train", "plateau_factor", "train.plateau_factor", False, False),
+    ("loss", "bce_weight", "loss.bce_weight", False, True), ("loss", "dice_weight", "loss.dice_weight", False, True),
+    *[("augment", k, f"augment.{k}", False, True)
+      for k in ("hflip", "vflip", "rotate_degrees", "brightness", "contrast", "saturation")],
 ]  # fmt: skip
+PROBABILITIES = [("augment", "hflip"), ("augment", "vflip"), ("train", "plateau_factor")]  # at most 1
 
 
 def check_count(value: Any, flag: str, least: int, default: Any, nullable: bool = False) -> None:
@@ -129,6 +138,15 @@ def check_count(value: Any, flag: str, least: int, default: Any, nullable: bool 
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise NexnetError(f"{flag} {value!r}: use a whole number of at least {least} (default {default})")
+
+
+def check_real(value: Any, flag: str, default: Any, nullable: bool = False, zero: bool = False) -> None:
+    """A number above 0 (or from 0, with ``zero``), or None where ``nullable``; else one line."""
+    if value is None and nullable:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
+        bound = "0 or more" if zero else "above 0"
+        raise NexnetError(f"{flag} {value!r}: use a number {bound} (default {default})")
 
 
 def check_image_size(size: int, multiple: int, model: str) -> None:
@@ -140,15 +158,20 @@ def check_image_size(size: int, multiple: int, model: str) -> None:
 
 def check_run_numbers(cfg: dict, size_multiple: int, model: str) -> None:
     """One line naming the option and a valid value for the first bad number of a run's config."""
+    present = lambda section, key: key in cfg.get(section, {})  # noqa: E731  (older runs lack newer keys)
     for section, key, flag, least, nullable in NUMBERS:
-        check_count(cfg[section].get(key), flag, least, DEFAULTS[section][key], nullable)
+        if present(section, key):
+            check_count(cfg[section][key], flag, least, DEFAULTS[section][key], nullable)
     for section, key, flag, nullable, zero in REALS:
-        value = cfg[section].get(key)
-        if value is None and nullable:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
-            bound = "0 or more" if zero else "above 0"
-            raise NexnetError(f"{flag} {value!r}: use a number {bound} (default {DEFAULTS[section][key]})")
+        if present(section, key):
+            check_real(cfg[section][key], flag, DEFAULTS[section][key], nullable, zero)
+    for section, key in PROBABILITIES:
+        if present(section, key) and cfg[section][key] > 1:
+            raise NexnetError(f"{section}.{key} {cfg[section][key]!r}: use a number from 0 to 1")
+    pos_weight = cfg.get("loss", {}).get("pos_weight", "auto")
+    if pos_weight != "auto" and (isinstance(pos_weight, bool) or not isinstance(pos_weight, (int, float))
+                                 or pos_weight <= 0):  # fmt: skip
+        raise NexnetError(f"loss.pos_weight {pos_weight!r}: use auto (from the training masks) or a number above 0")
     check_image_size(cfg["data"]["image_size"], size_multiple, model)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ from .. import metrics as M
 from ..data import Split, read_mask
 from ..errors import NexnetError
 from ..io import atomic_write_json
-from ..outputs import refuse_foreign_json, refuse_inside_sources
+from ..models.base import read_config
+from ..outputs import CHECKPOINT_FILES, refuse_foreign_files, refuse_foreign_json, refuse_inside_sources
 from .distributed import slow_autocast_note
 from .inference import Predictor, run_dir_of, to_original_size
-from .runs import RunData, discover_and_split, prepare_data
+from .runs import SEEN, RunData, discover_and_split, prepare_data, refuse_seen_pixels
 
 THRESHOLD_GRID = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
 
@@ -76,10 +78,16 @@ def _pick_threshold(probs: np.ndarray, gts: list[np.ndarray]) -> float:
 
 
 def recorded_split(checkpoint: str | Path) -> tuple[Path, Split] | None:
-    """The split a checkpoint was trained on: its ``split.json``, else its run folder's."""
+    """The split a checkpoint was trained on: its ``split.json``, else its run folder's; refused if it
+    no longer matches the fingerprint in the checkpoint's ``config.json``."""
     for folder in (Path(checkpoint), run_dir_of(checkpoint)):
         if folder is not None and (folder / "split.json").is_file():
-            return folder / "split.json", Split.load(folder / "split.json")
+            split = Split.load(folder / "split.json")
+            recorded = read_config(checkpoint).get("split_sha256", {})
+            if any(split.ids_sha256(part) != digest for part, digest in recorded.items()):
+                raise NexnetError(f"{folder / 'split.json'}: differs from the split {checkpoint} was trained on "
+                                  "(its config.json's split_sha256); restore the run's split.json")  # fmt: skip
+            return folder / "split.json", split
     return None
 
 
@@ -98,12 +106,16 @@ def refuse_seen_cases(trained: Split, scored: Split, subset: str) -> None:
 
 
 def scored_data(checkpoint: str | Path, data_cfg: dict, split_seed: int | None, subset: str,
-                say: Callable[[str], None]) -> RunData:  # fmt: skip
+                say: Callable[[str], None], threshold_on_val: bool = False) -> RunData:  # fmt: skip
     """The data to score: by default the split the model was trained on, with its seed. A split whose
-    scored cases the model trained or was selected on is refused before any image is decoded."""
+    scored cases the model trained or was selected on is refused: by id before any image is
+    decoded, then by pixels, under any name or dataset."""
     found = recorded_split(checkpoint)
     trained = found[1] if found is not None and found[1].dataset == data_cfg["dataset"] else None
     if data_cfg["split"] is None and trained is not None:
+        if split_seed is not None and split_seed != trained.seed:
+            raise NexnetError(f"--split-seed {split_seed} goes with --split NAME; without it the model's own "
+                              f"split (seed {trained.seed}) is scored")  # fmt: skip
         data_cfg = {**data_cfg, "split": str(found[0])}  # the exact cases of the training run
     seed = split_seed if split_seed is not None else (trained.seed if trained is not None else 0)
     data_cfg = {**data_cfg, "seed": seed}
@@ -112,9 +124,21 @@ def scored_data(checkpoint: str | Path, data_cfg: dict, split_seed: int | None, 
             raise NexnetError(f"--subset all scores every {trained.dataset} case, and this model was trained on "
                               f"{trained.dataset}; use --subset test")  # fmt: skip
         refuse_seen_cases(trained, discover_and_split(data_cfg)[1], subset)
-    elif found is None:
-        say(f"note: {checkpoint} records no training split, so overlap with the scored cases cannot be checked")
-    return prepare_data(data_cfg)
+    data = prepare_data(data_cfg)
+    seen_file = Path(checkpoint) / SEEN
+    if not seen_file.is_file():
+        say(f"note: {checkpoint} records no images it was trained on, so overlap with the scored cases "
+            "cannot be checked")  # fmt: skip
+        return data
+    seen = json.loads(seen_file.read_text())
+    scored = sorted(data.arrays.ids) if subset == "all" else data.split.parts()[subset]
+    seen_for = set(seen["train"]) | (set() if subset == "val" else set(seen["val"]))
+    fix = "score cases it never saw: its own test split, or data it was not trained on"
+    refuse_seen_pixels(seen_for, data, scored, f"{subset} cases", "this model was trained or selected on", fix)
+    if threshold_on_val:
+        what, fix = "validation cases that would choose the threshold", "use --threshold 0.5, or the model's own split"
+        refuse_seen_pixels(set(seen["train"]), data, data.split.val, what, "this model was trained on", fix)
+    return data
 
 
 def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split: str | None = None,
@@ -124,14 +148,15 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
              split_seed: int | None = None, graphs: bool = True) -> dict[str, Any]:  # fmt: skip
     """Score ``checkpoint`` on ``subset`` of a split: by default the split it was trained on (its
     ``split.json``); a named split is refused if its scored cases overlap the model's own."""
+    pred = Predictor.load(checkpoint, device, amp=amp, graphs=graphs)  # graphs: CUDA only
     if out:
         refuse_inside_sources(out, "--out", {"--data-root": data_root})
+        refuse_foreign_files(out, "--out", CHECKPOINT_FILES)
         refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
-    pred = Predictor.load(checkpoint, device, amp=amp, graphs=graphs)  # graphs: CUDA only
     if note := slow_autocast_note(pred.amp, pred.device):
         say(f"note: {note}")
     data_cfg = {"dataset": dataset, "data_root": data_root, "split": split, "image_size": pred.image_size}
-    data = scored_data(checkpoint, {**data_cfg, "skip_bad": False}, split_seed, subset, say)
+    data = scored_data(checkpoint, {**data_cfg, "skip_bad": False}, split_seed, subset, say, threshold == "val")
     pairs = {p.id: p for p in data.found.pairs}
 
     def probs_and_gts(part: str) -> tuple[list[str], np.ndarray, list[np.ndarray]]:

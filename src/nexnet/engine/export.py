@@ -40,11 +40,26 @@ def parity_error(ref: np.ndarray, got: np.ndarray) -> float:
     return float(np.abs(ref - got).max() / max(1.0, float(np.abs(ref).max())))
 
 
+def _refuse_foreign_file(out: Path, onnx: Any) -> None:
+    """Replace ``out`` only if it is an ONNX file ``nexnet export`` wrote."""
+    if out.is_dir():
+        raise NexnetError(f"--out {out}: is a folder; give the .onnx file to write")
+    if not out.exists():
+        return
+    try:
+        ours = any(p.key == "nexnet_model" for p in onnx.load(str(out), load_external_data=False).metadata_props)
+    except Exception:  # noqa: BLE001  (any file onnx cannot read is not ours)
+        ours = False
+    if not ours:
+        raise NexnetError(f"--out {out}: exists and was not written by nexnet export; choose another file")
+
+
 def export_onnx(checkpoint: str | Path, out: str | Path, dynamic: bool = False, image: str | Path | None = None,
                 opset: int = 17, say=print) -> dict[str, float]:  # noqa: ANN001  # fmt: skip
     """Export ``checkpoint`` to ``out`` and check it with onnxruntime on a random input and an image."""
-    refuse_inside_sources(out, "--out", {"--image": image})
+    refuse_inside_sources(out, "--out", {"--image": image, "--checkpoint": checkpoint})
     onnx, ort = _require_onnx()
+    _refuse_foreign_file(Path(out), onnx)
     pred = Predictor.load(checkpoint, "cpu", fast_layout=False)
     model, size = pred.model.eval(), pred.image_size
     example = torch.rand(1, 3, size, size)

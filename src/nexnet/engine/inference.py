@@ -45,11 +45,14 @@ class Predictor:
         ``amp``: autocast, as ``train.amp`` (bf16 on CPU; bf16 or fp16 on CUDA).
         ``graphs``: replay captured CUDA graphs on CUDA (the CPU always runs eagerly)."""
         cfg = read_config(checkpoint)  # refuses pickles and malformed folders with one line
+        if cfg["model"] == "ssl_autoencoder":
+            raise NexnetError(f"{checkpoint}: holds the SSL pretraining autoencoder, not a segmentation model; "
+                              "fine-tune one with train --ssl-checkpoint")  # fmt: skip
         dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                            ("cpu" if device == "auto" else device))  # fmt: skip
         model = place_model(from_pretrained(checkpoint), dev, fast_layout).eval()
-        return cls(model, int(cfg.get("image_size", 224)), dev, float(cfg.get("threshold", 0.5)), str(checkpoint),
-                   autocast_dtype(amp, dev), graphs)  # fmt: skip
+        size, threshold = _checked_settings(cfg, model.size_multiple, Path(checkpoint) / "config.json")
+        return cls(model, size, dev, threshold, str(checkpoint), autocast_dtype(amp, dev), graphs)
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, device: str = "auto", amp: bool | str = False,
@@ -109,6 +112,17 @@ class Predictor:
                     acc += p.flip(dims) if dims else p
                 out.append((acc / len(flips))[:, 0].cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size), np.float32)
+
+
+def _checked_settings(cfg: dict, multiple: int, where: Path) -> tuple[int, float]:
+    """A checkpoint's input size and threshold, or one line naming the bad value."""
+    size, threshold = cfg.get("image_size", 224), cfg.get("threshold", 0.5)
+    if isinstance(size, bool) or not isinstance(size, int) or size < multiple or size % multiple:
+        raise NexnetError(f"{where}: image_size {size!r} must be a multiple of {multiple} (the size the model "
+                          "was trained at)")  # fmt: skip
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+        raise NexnetError(f"{where}: threshold {threshold!r} must be a number between 0 and 1")
+    return size, float(threshold)
 
 
 def as_rgb(image: np.ndarray | Image.Image | str | Path) -> np.ndarray:

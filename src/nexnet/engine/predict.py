@@ -155,6 +155,8 @@ def score(pred_dir: str | Path, gt_dir: str | Path, out: str | Path | None = Non
         raise NexnetError(f"--pred and --gt are the same folder ({gt_dir}); a folder scored against itself gets Dice 1")
     if out:
         refuse_inside_sources(out, "--out", {"--gt": gt_dir})
+        if not (Path(out) / PREDICT_RECORD).is_file():  # a folder predict wrote may take its summary
+            refuse_foreign_files(out, "--out", {"summary.json"})
         refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
     gt_stems = [p.stem for p in list_image_files(gt_dir, Discovery())]
     pred_suffix = best_mask_suffix(gt_dir, pred_dir, PRED_SUFFIXES)  # pred stems relative to gt stems

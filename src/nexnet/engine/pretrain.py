@@ -10,19 +10,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data import Split, build_arrays
+from ..data import build_arrays
 from ..errors import NexnetError
 from ..io import atomic_write_json, atomic_write_text
-from ..models import create_model, from_pretrained
-from ..models.base import read_config
+from ..models import create_model
 from ..models.ssl_autoencoder import SSLAutoencoder
 from ..outputs import refuse_foreign_files, refuse_inside_sources
 from ..plots import image_grid, line_chart, save_png
 from ..runtime import place_model
 from . import distributed as D
-from .config import check_count, check_image_size, dump
+from .config import check_count, check_image_size, check_real, dump
 from .recon_losses import ReconstructionLoss, VGG16Features, psnr, ssim
-from .runs import discover_and_split, write_log
+from .runs import SEEN, discover_and_split, write_log
 from .state import load_training_state, save_training_state
 
 PRETRAIN_DEFAULTS: dict[str, Any] = {
@@ -33,7 +32,7 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
 LOG = ["epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr", "seconds"]
 
 
-def training_images(cfg: dict, out: Path | None = None) -> tuple[np.ndarray, list[str]]:
+def training_images(cfg: dict, out: Path | None = None) -> tuple[np.ndarray, list[str], list[str]]:
     """The training-part images of each dataset's split, decoded at ``image_size``; nothing else is read.
 
     The split is made as ``nexnet train`` makes it (``discover_and_split``, with ``split_seed``), so a
@@ -42,10 +41,10 @@ def training_images(cfg: dict, out: Path | None = None) -> tuple[np.ndarray, lis
     if len(cfg["datasets"]) != len(cfg["data_roots"]):
         raise NexnetError(f"{len(cfg['datasets'])} datasets but {len(cfg['data_roots'])} data roots: "
                           "give one --data-root per --dataset, comma-separated")  # fmt: skip
-    images, ids = [], []
+    images, ids, hashes = [], [], []
     for name, root in zip(cfg["datasets"], cfg["data_roots"]):
-        split_seed = cfg.get("split_seed", cfg["seed"])  # runs from before --split-seed split with --seed
-        data_cfg = {"dataset": name, "data_root": root, "split": cfg["split"], "seed": split_seed, "skip_bad": True}
+        data_cfg = {"dataset": name, "data_root": root, "split": cfg["split"], "seed": cfg["split_seed"],
+                    "skip_bad": True}  # fmt: skip
         found, split, _ = discover_and_split(data_cfg)
         if out is not None:
             split.save(out / f"split_{name}.json")
@@ -54,7 +53,21 @@ def training_images(cfg: dict, out: Path | None = None) -> tuple[np.ndarray, lis
         arrays = build_arrays(pairs, cfg["image_size"], cfg["workers"], skip_bad=True)
         images.append(np.asarray(arrays.images))
         ids += [f"{name}/{i}" for i in arrays.ids]
-    return np.concatenate(images), ids
+        hashes += [arrays.facts[i].pixel_hash for i in arrays.ids]
+    return np.concatenate(images), ids, sorted(set(hashes))
+
+
+def check_pretrain_numbers(cfg: dict) -> None:
+    """One line naming the option and a valid value for the first bad number."""
+    if "datasets" not in cfg:
+        raise NexnetError("this folder's config.yaml is not a pretraining run's; resume it with the verb that made it")
+    check_image_size(cfg["image_size"], SSLAutoencoder.size_multiple, "ssl_autoencoder")
+    flag = lambda key: f"--{key.replace('_', '-')}"  # noqa: E731
+    for key, least in (("epochs", 1), ("batch_size", 1), ("workers", 1), ("seed", 0), ("split_seed", 0)):
+        check_count(cfg.get(key), flag(key), least, PRETRAIN_DEFAULTS[key], nullable=key == "workers")
+    check_real(cfg["lr"], "--lr", PRETRAIN_DEFAULTS["lr"])
+    check_real(cfg["noise"], "--noise", PRETRAIN_DEFAULTS["noise"], zero=True)
+    check_real(cfg.get("max_minutes"), "--max-minutes", None, nullable=True)
 
 
 def _noisy(x: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
@@ -87,18 +100,18 @@ def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = Fal
     out = Path(out)
     if not resume and (out / "last").exists():
         raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
+    if "datasets" in cfg:
+        cfg.setdefault("split_seed", cfg.get("seed", 0))  # runs from before --split-seed split with --seed
+    check_pretrain_numbers(cfg)  # before any decoding
     cfg["data_roots"] = [str(Path(root).resolve()) for root in cfg["data_roots"]]  # --resume from anywhere
     for root in cfg["data_roots"]:
         refuse_inside_sources(out, "--out", {"--data-root": root})
     refuse_foreign_files(out, "--out", ours_prefix=("split_",))
     say = (lambda m: None) if quiet else tqdm.write
-    check_image_size(cfg["image_size"], SSLAutoencoder.size_multiple, "ssl_autoencoder")  # before any decoding
-    for key in ("epochs", "batch_size"):
-        check_count(cfg[key], f"--{key.replace('_', '-')}", 1, PRETRAIN_DEFAULTS[key])
     device = D.pick_device(cfg["device"], D.DistEnv())
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", dump(cfg))
-    images, ids = training_images(cfg, out)
+    images, ids, pixel_hashes = training_images(cfg, out)
     rng = np.random.default_rng(cfg["seed"])
     perm = rng.permutation(len(ids))
     n_hold = max(1, round(cfg["holdout"] * len(ids)))
@@ -145,7 +158,8 @@ def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = Fal
         if metrics["val_loss"] < state["best_loss"]:
             state["best_loss"] = metrics["val_loss"]
             model.save_pretrained(out / "best", extra={"image_size": cfg["image_size"], "epoch": epoch + 1, **metrics,
-                                                       "images_read": _images_read(ids)})  # fmt: skip
+                                                       "images_read": _images_read(ids)},
+                                  json_files={SEEN: {"train": pixel_hashes, "val": []}})  # fmt: skip
         save_training_state(out / "last", model, opt, state)
         write_log(out / "log.csv", state["log"], LOG)
         _plots(out, model, images, val_rows, cfg, state["log"], device)
@@ -182,28 +196,3 @@ def _images_read(ids: list[str]) -> dict[str, list[str]]:
         dataset, case = i.split("/", 1)
         out.setdefault(dataset, []).append(case)
     return {k: sorted(v) for k, v in out.items()}
-
-
-def load_ssl_encoder(model: torch.nn.Module, checkpoint: str | Path, split: Split) -> None:
-    """Copy a pretrained autoencoder's encoder (a pretrain run folder or its ``best/``) into ``model``,
-    if every image of ``split.dataset`` it was pretrained on is in ``split``'s training part."""
-    path = Path(checkpoint)
-    if (path / "best" / "config.json").is_file():
-        path = path / "best"
-    ae = from_pretrained(path)
-    if getattr(ae, "model_name", "") != "ssl_autoencoder":
-        raise NexnetError(f"--ssl-checkpoint {checkpoint}: holds a {ae.model_name}, not an ssl_autoencoder")
-    if getattr(model, "ssl_encoder", None) is None:
-        raise NexnetError("--ssl-checkpoint needs a model built with ssl=True (NExNet Seg)")
-    read = read_config(path).get("images_read")
-    if read is None:
-        raise NexnetError(f"--ssl-checkpoint {checkpoint}: records no list of the images it was pretrained on "
-                          "(made before nexnet checked this); pretrain again")  # fmt: skip
-    outside = sorted(set(read.get(split.dataset, [])) - set(split.train))
-    if outside:
-        raise NexnetError(
-            f"--ssl-checkpoint {checkpoint}: pretrained on {len(outside)} {split.dataset} images outside this "
-            f"run's training part (e.g. {outside[0]}); pretrain with this run's split ({split.name}) and "
-            f"--split-seed {split.seed}"
-        )
-    model.ssl_encoder.load_state_dict(ae.encoder.state_dict())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from ..data import get_adapter
 from ..errors import DataError, NexnetError
 from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model
+from ..models.base import read_config
 from ..plots import bar_chart, scatter_chart
 from ..profile import count_parameters, format_markdown, profile_model
 from .config import load_yaml, merge, paper_recipe, parse_set, resolve
@@ -124,6 +126,10 @@ def table2(root: Path, out: Path, datasets: list[str], quick: bool, device: str,
     dataset, folder = available(datasets, root, say)[0]
     base = out / table_name(2, paper_exact) / dataset
     pre = base / "pretrain"
+    if (pre / "best").is_dir() and "images_read" not in read_config(pre / "best"):
+        aside = pre.with_name(f"pretrain.unchecked-{int(time.time())}")
+        pre.rename(aside)  # from before pretraining recorded its images: fine-tuning would refuse it
+        say(f"{pre}: records no list of the images it read; moved to {aside.name}, pretraining again")
     if not (pre / "best").is_dir() or not (pre / "pretrain_done.json").is_file():
         data = run_config("nexnet_seg", dataset, folder, quick, device, extra, paper_exact)["data"]
         cfg = {**PRETRAIN_DEFAULTS, "datasets": [dataset], "data_roots": [str(folder)], "device": device,

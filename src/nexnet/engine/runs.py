@@ -16,6 +16,7 @@ from ..errors import NexnetError
 from ..io import atomic_write_text
 from ..plots import line_chart
 
+SEEN = "seen_images.json"  # beside a checkpoint: pixel hashes of the images it trained and was selected on
 LOG_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "val_iou", "lr", "seconds",
               "skipped_batches", "optimizer_steps", "best"]  # fmt: skip
 
@@ -30,6 +31,24 @@ class RunData:
     def rows(self, part: str) -> np.ndarray:
         ids = set(self.arrays.ids)
         return self.arrays.index([i for i in self.split.parts()[part] if i in ids])
+
+    def pixel_hashes(self, ids: list[str]) -> dict[str, str]:
+        """Case id -> hash of its decoded pixels, for the readable ``ids``: the same image under any
+        name or dataset has the same hash."""
+        facts = self.arrays.facts
+        return {i: facts[i].pixel_hash for i in ids if i in facts and facts[i].pixel_hash}
+
+    def seen_images(self) -> dict[str, list[str]]:
+        """What a model trained on this data has seen: pixel hashes of its train and val parts."""
+        return {part: sorted(set(self.pixel_hashes(self.split.parts()[part]).values())) for part in ("train", "val")}
+
+
+def refuse_seen_pixels(seen: set[str], data: RunData, ids: list[str], what: str, seen_as: str, fix: str) -> None:
+    """One line if any of ``ids`` is pixel-identical to an image in ``seen`` (under any name or dataset)."""
+    hits = sorted(i for i, h in data.pixel_hashes(ids).items() if h in seen)
+    if hits:
+        raise NexnetError(f"{len(hits)} of the {len(ids)} {what} are pixel-identical to images {seen_as} "
+                          f"(e.g. {hits[0]}); {fix}")  # fmt: skip
 
 
 def discover_and_split(data_cfg: dict, split_override: str | Path | None = None) -> tuple[Discovery, Split, list[str]]:

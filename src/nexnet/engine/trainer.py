@@ -24,9 +24,9 @@ from .diagnostics import TPENProbe
 from .epoch import Stepper, fit_epoch
 from .losses import DiceBCELoss, positive_weight
 from .optim import build_optimizer
-from .pretrain import load_ssl_encoder
-from .runs import prepare_data, write_curves, write_log
+from .runs import SEEN, discover_and_split, prepare_data, write_curves, write_log
 from .schedule import make_schedule
+from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels, load_ssl_encoder
 from .state import load_training_state, save_training_state
 
 
@@ -90,6 +90,9 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     make_schedule(tc)  # and a bad schedule
     amp = D.autocast_dtype(tc["amp"], device)  # and a precision this device cannot run
 
+    ssl = tc.get("ssl_checkpoint") if not resume else None
+    if ssl:  # a pretraining that read held-out images is refused before anything is decoded or written
+        check_ssl_ids(ssl, discover_and_split(cfg["data"])[1])
     # Rank 0 decodes first; the others then read the finished cache.
     if env.main:
         data = prepare_data(cfg["data"], out / "split.json" if resume else None)
@@ -106,6 +109,8 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         raise NexnetError(f"batch size {tc['batch_size']} x {env.world} process(es) exceeds the "
                           f"{len(train_rows)} training cases; lower --batch-size")  # fmt: skip
 
+    if ssl:
+        check_ssl_pixels(ssl, data)
     if env.main:
         out.mkdir(parents=True, exist_ok=True)
         # The model's full keyword set, so that a resumed run rebuilds it even if defaults change.
@@ -114,8 +119,8 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
             data.split.save(out / "split.json")
 
     model = place_model(model, device)
-    if tc.get("ssl_checkpoint") and not resume:
-        load_ssl_encoder(model, tc["ssl_checkpoint"], data.split)
+    if ssl:
+        load_ssl_encoder(model, ssl)
     elif cfg["model"].get("ssl") and not resume:
         say("warning: model.ssl without train.ssl_checkpoint: the SSL encoder starts from random weights")
     pos_weight = cfg["loss"]["pos_weight"]
@@ -158,6 +163,7 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
 
     budget = tc.get("max_minutes")
     stop_reason = "epochs done"
+    seen = data.seen_images()  # saved with best/: evaluation refuses these images under any name
     for epoch in range(state["epoch"], tc["epochs"]):
         start = time.time()
         torch.manual_seed(tc["seed"] * 7919 + epoch)  # dropout: reproducible per epoch, also on resume
@@ -184,7 +190,7 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         if env.main:  # best, then last, then the log: a kill between them loses nothing on resume
             if improved:
                 model.save_pretrained(out / "best", extra=_best_extra(cfg, data.split, epoch + 1, metrics),
-                                      json_files={"split.json": data.split.to_dict()})  # fmt: skip
+                                      json_files={"split.json": data.split.to_dict(), SEEN: seen})  # fmt: skip
             save_training_state(out / "last", model, optimizer,
                                 {**state, "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                                  "log": rows}, _best_extra(cfg, data.split, epoch + 1, metrics))  # fmt: skip

@@ -1,0 +1,63 @@
+"""Fusing a pretrained SSL encoder into NExNet Seg, only if pretraining never read a held-out image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..data import Split
+from ..errors import NexnetError
+from ..models import from_pretrained
+from ..models.base import read_config
+from .runs import SEEN, RunData, refuse_seen_pixels
+
+
+def ssl_folder(checkpoint: str | Path) -> Path:
+    """The autoencoder's checkpoint folder: a pretrain run folder stands for its ``best/``."""
+    path = Path(checkpoint)
+    return path / "best" if (path / "best" / "config.json").is_file() else path
+
+
+def check_ssl_ids(checkpoint: str | Path, split: Split) -> None:
+    """Before any image is decoded: every image of ``split.dataset`` the checkpoint was pretrained on
+    must be in ``split``'s training part."""
+    cfg = read_config(ssl_folder(checkpoint))
+    if cfg.get("model") != "ssl_autoencoder":
+        raise NexnetError(f"--ssl-checkpoint {checkpoint}: holds a {cfg.get('model')}, not an ssl_autoencoder")
+    read = cfg.get("images_read")
+    if read is None:
+        raise NexnetError(f"--ssl-checkpoint {checkpoint}: records no list of the images it was pretrained on "
+                          "(made before nexnet checked this); pretrain again")  # fmt: skip
+    outside = sorted(set(read.get(split.dataset, [])) - set(split.train))
+    if outside:
+        raise NexnetError(
+            f"--ssl-checkpoint {checkpoint}: pretrained on {len(outside)} {split.dataset} images outside this "
+            f"run's training part (e.g. {outside[0]}); pretrain with this run's split ({split.name}) and "
+            f"--split-seed {split.seed}"
+        )
+
+
+def check_ssl_pixels(checkpoint: str | Path, data: RunData) -> None:
+    """After decoding: no validation or test image of this run may be among the pretrained ones, under
+    any name or dataset (pixel hashes)."""
+    seen_file = ssl_folder(checkpoint) / SEEN
+    if not seen_file.is_file():
+        raise NexnetError(f"--ssl-checkpoint {checkpoint}: records no pixel hashes of the images it was "
+                          "pretrained on (made before nexnet checked this); pretrain again")  # fmt: skip
+    seen = set(json.loads(seen_file.read_text())["train"])
+    held_out = data.split.val + data.split.test
+    fix = f"pretrain with this run's data, split ({data.split.name}) and --split-seed {data.split.seed}"
+    refuse_seen_pixels(seen, data, held_out, "validation and test cases", "the SSL checkpoint was pretrained on", fix)
+
+
+def load_ssl_encoder(model: torch.nn.Module, checkpoint: str | Path) -> None:
+    """Copy a pretrained autoencoder's encoder into ``model`` (checked by ``check_ssl_ids`` and
+    ``check_ssl_pixels`` first)."""
+    if getattr(model, "ssl_encoder", None) is None:
+        raise NexnetError("--ssl-checkpoint needs a model built with ssl=True (NExNet Seg)")
+    ae = from_pretrained(ssl_folder(checkpoint))
+    if getattr(ae, "model_name", "") != "ssl_autoencoder":
+        raise NexnetError(f"--ssl-checkpoint {checkpoint}: holds a {ae.model_name}, not an ssl_autoencoder")
+    model.ssl_encoder.load_state_dict(ae.encoder.state_dict())
