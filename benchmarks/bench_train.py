@@ -15,7 +15,7 @@ import argparse
 import torch
 from common import add_runtime_flags, alternating_medians, apply_runtime, autocast, build, describe, synchronizer
 
-from nexnet.engine.losses import DiceBCELoss
+from nexnet.training.losses import DiceBCELoss
 
 
 def make_step(model, x, y, amp: bool = False):  # noqa: ANN001, ANN201

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import nexnet
+from nexnet.runtime import autocast as runtime_autocast
 from nexnet.runtime import keep_freed_memory, place_model
 
 
@@ -61,7 +62,8 @@ def build(name: str, dev: torch.device, args: argparse.Namespace) -> nn.Module:
 
 
 def autocast(dev: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    return torch.autocast(dev.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    """bf16 autocast when ``amp`` (nexnet's own helper, as training and inference use it)."""
+    return runtime_autocast(torch.bfloat16 if amp else None, dev)
 
 
 def synchronizer(dev: torch.device) -> Callable[[], None]:

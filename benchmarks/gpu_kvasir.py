@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_kvasir: no CUDA device; pass --device cpu to run on the CPU")
     sys.path.insert(0, str(ROOT / "src"))
-    from nexnet.engine.runs import prepare_data
+    from nexnet.data.prepare import prepare_data
 
     t0 = time.time()
     data_cfg = {"dataset": args.dataset, "data_root": args.data_root, "split": args.split, "seed": 0,  # split seed

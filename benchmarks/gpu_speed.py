@@ -5,7 +5,7 @@
 
 Training: forward, Dice+BCE loss, backward, clipping and Adam, as ``bench_train.py`` (bf16 autocast,
 channels_last as ``nexnet`` places the models). Inference at batch 1: the network's probabilities
-eager, replayed from a captured CUDA graph (``nexnet.engine.graphs``), and through
+eager, replayed from a captured CUDA graph (``nexnet.inference.graphs``), and through
 ``torch.compile(mode="reduce-overhead")`` in a child process under a time limit; then
 ``Predictor.probabilities`` (uint8 image in, numpy out) with and without graphs. Medians after warm-up,
 the models taking turns each round. On CPU the graph and compile rows are left out (toy runs, tests).
@@ -26,8 +26,8 @@ import torch
 from bench_train import make_step
 from common import alternating_medians, apply_runtime, autocast, build, describe, synchronizer
 
-from nexnet.engine.graphs import GraphedForward
-from nexnet.engine.inference import Predictor
+from nexnet.inference.graphs import GraphedForward
+from nexnet.inference.predictor import Predictor
 
 Row = dict[str, float | None]
 

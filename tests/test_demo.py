@@ -1,6 +1,6 @@
 import json
 
-from nexnet.demo import run_demo
+from nexnet.recipes.demo import run_demo
 
 
 def test_demo_runs_end_to_end_on_synthetic_data(tmp_path):

@@ -113,7 +113,7 @@ def test_reproduce_table2_quick_runs_the_ablation_with_pretraining(tmp_path, dat
 
 
 def test_parity_error_is_relative_only_above_unit_scale():
-    from nexnet.engine.export import TOLERANCE, parity_error
+    from nexnet.inference.export import TOLERANCE, parity_error
 
     big = np.array([700.0, -5.0])
     assert parity_error(big, big + np.array([0.007, 0.0])) == pytest.approx(1e-5)  # rounding at that scale
@@ -123,7 +123,7 @@ def test_parity_error_is_relative_only_above_unit_scale():
 
 
 def test_reproduce_paper_exact_gives_the_papers_recipe_and_form_to_nexnet_only(tmp_path):
-    from nexnet.engine.reproduce import run_config
+    from nexnet.recipes.reproduce import run_config
 
     nex = run_config("nexnet_seg", "kvasir", tmp_path, quick=False, device="cpu", paper_exact=True)
     unet = run_config("unet", "kvasir", tmp_path, quick=False, device="cpu", paper_exact=True, extra=["train.lr=3e-4"])

@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from nexnet.engine.diagnostics import GradientNorms, TPENProbe, input_stats
-from nexnet.engine.schedule import WarmupCosine, make_schedule
 from nexnet.errors import NexnetError
 from nexnet.models import TPEN, create_model
+from nexnet.training.diagnostics import GradientNorms, TPENProbe, input_stats
+from nexnet.training.schedule import WarmupCosine, make_schedule
 
 
 def test_gradient_norms_are_taken_before_clipping():
@@ -72,9 +72,9 @@ def test_plain_neuron_reports_nothing_clamped():
 
 
 def test_training_logs_and_plots_the_diagnostics(tmp_path):
-    from nexnet.engine.config import resolve
-    from nexnet.engine.trainer import train
     from nexnet.synthetic import make_synthetic_dataset
+    from nexnet.training.config import resolve
+    from nexnet.training.trainer import train
 
     data = make_synthetic_dataset(tmp_path / "data", n=12, size_range=(40, 48))
     cfg = resolve(None, ["model.widths=[4,4,8,8,8,8]", "train.eval_batch_size=8"], model__name="nexnet_seg_s",
@@ -106,9 +106,9 @@ def test_unknown_schedule_is_named():
 
 
 def test_training_follows_the_cosine_schedule_over_its_epochs(tmp_path):
-    from nexnet.engine.config import resolve
-    from nexnet.engine.trainer import train
     from nexnet.synthetic import make_synthetic_dataset
+    from nexnet.training.config import resolve
+    from nexnet.training.trainer import train
 
     data = make_synthetic_dataset(tmp_path / "data", n=12, size_range=(40, 48))
     sets = ["model.widths=[4,4,8,8,8,8]", "train.lr=0.01", "train.min_lr=0", "train.warmup_epochs=1"]

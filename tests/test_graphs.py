@@ -8,8 +8,8 @@ from PIL import Image
 
 import nexnet
 from nexnet.cli import build_parser, main
-from nexnet.engine import inference
-from nexnet.engine.inference import Predictor
+from nexnet.inference import predictor as inference
+from nexnet.inference.predictor import Predictor
 
 CUDA = torch.cuda.is_available()
 
@@ -36,7 +36,8 @@ def test_cpu_runs_eagerly_with_graphs_on_and_gives_the_eager_probabilities(tmp_p
 @pytest.mark.parametrize("verb", ["predict", "evaluate"])
 def test_no_graphs_flag_reaches_the_predictor(verb, tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(f"nexnet.engine.{verb}.{verb}", lambda *a, **k: seen.update(k) or {"failed": []})
+    package = {"predict": "nexnet.inference", "evaluate": "nexnet.evaluation"}[verb]
+    monkeypatch.setattr(f"{package}.{verb}", lambda *a, **k: seen.update(k) or {"failed": []})
     base = {
         "predict": ["--checkpoint", "c", "--input", "i", "--out", "o"],
         "evaluate": ["--checkpoint", "c", "--dataset", "folder", "--data-root", "d"],

@@ -15,16 +15,15 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-import nexnet.engine.trainer as trainer_module
+import nexnet.training.trainer as trainer_module
 from nexnet.cli import main
 from nexnet.data import build_split, get_adapter
-from nexnet.engine.config import resolve
-from nexnet.engine.evaluate import evaluate
-from nexnet.engine.predict import score
-from nexnet.engine.pretrain import PRETRAIN_DEFAULTS, pretrain
-from nexnet.engine.trainer import train
 from nexnet.errors import DataError, NexnetError
+from nexnet.evaluation import evaluate, score
 from nexnet.synthetic import make_synthetic_dataset
+from nexnet.training.config import resolve
+from nexnet.training.pretrainer import PRETRAIN_DEFAULTS, pretrain
+from nexnet.training.trainer import train
 
 TINY = ["model.widths=[4,4,8,8,8,8]", "train.warmup_epochs=1", "train.lr=0.003", "train.eval_batch_size=8"]
 
@@ -85,7 +84,7 @@ def test_a_checkpoint_without_its_image_list_is_refused(data, pretrained, tmp_pa
 
 
 def test_reproduce_table2_pretrains_on_the_finetuning_split(tmp_path, monkeypatch):
-    from nexnet.engine import reproduce as R
+    from nexnet.recipes import reproduce as R
 
     seen = {}
     monkeypatch.setattr(R, "available", lambda *a: [("kvasir", tmp_path)])
@@ -237,7 +236,7 @@ def test_two_epochs_then_resume_to_four_equals_four_straight(data, tmp_path):
 
 RANK_SCRIPT = """
 import json, os, sys
-import nexnet.engine.trainer as T
+import nexnet.training.trainer as T
 
 validated = []
 original = T.validate

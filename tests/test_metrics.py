@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from nexnet.metrics import authors_protocol_dice, bootstrap_ci, case_metrics, hd95, mean_metrics, pooled
+from nexnet.evaluation.metrics import authors_protocol_dice, bootstrap_ci, case_metrics, hd95, mean_metrics, pooled
 
 
 def masks_from(rows):
@@ -47,7 +47,7 @@ def test_pooled_differs_from_mean():
     a = (np.ones((2, 2), bool), np.ones((2, 2), bool))  # Dice 1, 4 px
     big_gt = np.ones((10, 10), bool)
     b = (np.zeros((10, 10), bool), big_gt)  # Dice 0, 100 px missed
-    from nexnet.metrics import confusion
+    from nexnet.evaluation.metrics import confusion
 
     p = pooled([confusion(*a), confusion(*b)])
     assert p["dice"] == pytest.approx(8 / 108) and p["iou"] == pytest.approx(4 / 104)

@@ -10,10 +10,10 @@ from PIL import Image
 
 import nexnet
 from nexnet.cli import main
-from nexnet.engine.config import resolve
-from nexnet.engine.trainer import train
 from nexnet.errors import NexnetError
 from nexnet.synthetic import make_synthetic_dataset
+from nexnet.training.config import resolve
+from nexnet.training.trainer import train
 
 TINY = ["model.widths=[4,4,8,8,8,8]", "train.warmup_epochs=1", "train.lr=0.003", "train.eval_batch_size=8"]
 
@@ -123,7 +123,7 @@ def test_train_refuses_a_folder_of_someone_elses_files(data, tmp_path, capsys):
     (["--max-minutes", "0"], "--max-minutes 0.0: use a number above 0"),
 ])  # fmt: skip
 def test_bad_training_numbers_fail_in_one_line_before_decoding(data, tmp_path, capsys, monkeypatch, flags, needle):
-    import nexnet.engine.runs as runs
+    import nexnet.data.prepare as runs
 
     monkeypatch.setattr(runs, "build_arrays", lambda *a, **k: pytest.fail("decoded before checking the options"))
     out = tmp_path / "run"
@@ -215,7 +215,7 @@ def test_train_help_gives_the_defaults_and_where_they_come_from(capsys):
 
 
 def test_last_checkpoint_can_be_evaluated(data, run, tmp_path):
-    from nexnet.engine.evaluate import evaluate
+    from nexnet.evaluation import evaluate
 
     s = evaluate(run / "last", "folder", data, out=tmp_path / "e", device="cpu", say=lambda m: None)
     assert s["cases"] == len(json.loads((run / "split.json").read_text())["test"])

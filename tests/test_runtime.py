@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import nexnet
-from nexnet.engine.state import load_training_state, save_training_state
 from nexnet.runtime import place_model, prefers_channels_last
+from nexnet.training.state import load_training_state, save_training_state
 
 
 def _is_channels_last(t: torch.Tensor) -> bool:

@@ -9,12 +9,12 @@ from safetensors.torch import save_file
 import nexnet
 import nexnet.data.cache as cache_module
 from nexnet.data import build_split, get_adapter
-from nexnet.engine.config import resolve
-from nexnet.engine.pretrain import PRETRAIN_DEFAULTS, pretrain
-from nexnet.engine.recon_losses import ReconstructionLoss, VGG16Features, psnr, ssim
 from nexnet.errors import NexnetError
 from nexnet.models import TPEN, ManhattanSelfAttention
 from nexnet.synthetic import make_synthetic_dataset
+from nexnet.training.config import resolve
+from nexnet.training.pretrainer import PRETRAIN_DEFAULTS, pretrain
+from nexnet.training.recon_losses import ReconstructionLoss, VGG16Features, psnr, ssim
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,7 @@ def test_ablation_configs_build_the_variants(name, tpen, masa, ssl):
 
 
 def test_ssl_checkpoint_must_be_an_autoencoder(data, tmp_path):
-    from nexnet.engine.ssl_checkpoint import check_ssl_ids, load_ssl_encoder
+    from nexnet.training.ssl_checkpoint import check_ssl_ids, load_ssl_encoder
 
     seg = nexnet.create_model("nexnet_seg_s", widths=[4, 4, 8, 8, 8, 8])
     seg.save_pretrained(tmp_path / "seg")

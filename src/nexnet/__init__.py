@@ -1,7 +1,7 @@
 """nexnet-seg: NExNet Seg and baselines for medical image segmentation."""
 
-from .engine.inference import Predictor
 from .errors import NexnetError
+from .inference import Predictor
 from .models import (
     SegmentationModel,
     create_model,

@@ -15,10 +15,10 @@ def _csv(value: str) -> list[str]:
 def cmd_profile(args: argparse.Namespace) -> int:
     import torch
 
-    from .engine.config import check_count, check_image_size
     from .io import atomic_write_json
     from .models import create_model, list_models
     from .profile import format_table, profile_model
+    from .training.config import check_count, check_image_size
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -83,7 +83,7 @@ def ssl_parameter_note() -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .recipes.demo import run_demo
 
     return run_demo(out=args.out, seconds=args.seconds)
 
@@ -135,7 +135,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 def _saved_config(out) -> dict:  # noqa: ANN001
     """The resolved config of the run in ``out``, for ``--resume``."""
-    from .engine.config import load_yaml
+    from .training import load_yaml
 
     if not (out / "config.yaml").is_file():
         raise NexnetError(f"--resume: {out} holds no config.yaml; start the run without --resume")
@@ -145,8 +145,7 @@ def _saved_config(out) -> dict:  # noqa: ANN001
 def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .engine.config import merge, resolve
-    from .engine.trainer import train
+    from .training import merge, resolve, train
 
     out = Path(args.out)
     if args.resume:
@@ -178,8 +177,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .engine import reproduce as R
     from .outputs import refuse_inside_sources
+    from .recipes import reproduce as R
 
     out = Path(args.out)
     device = args.device or "auto"
@@ -214,7 +213,7 @@ def _checkpoint(path: str) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .engine.export import export_onnx
+    from .inference.export import export_onnx
 
     if args.format != "onnx":
         raise NexnetError(f"--format {args.format}: only onnx is supported")
@@ -225,7 +224,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .engine.pretrain import PRETRAIN_DEFAULTS, pretrain
+    from .training import PRETRAIN_DEFAULTS, pretrain
 
     out = Path(args.out)
     if args.resume:
@@ -246,7 +245,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .engine.evaluate import evaluate
+    from .evaluation import evaluate
 
     checkpoint = _checkpoint(args.checkpoint)
     evaluate(checkpoint, args.dataset, args.data_root, args.split, args.subset, args.threshold,
@@ -256,7 +255,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .engine.predict import predict
+    from .inference import predict
 
     checkpoint = _checkpoint(args.checkpoint) if args.checkpoint else None
     result = predict(checkpoint, args.input, args.out, args.overlay, args.gt, args.tta, args.device,
@@ -268,7 +267,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .engine.predict import PREDICT_RECORD, score
+    from .evaluation import score
+    from .inference import PREDICT_RECORD
 
     same = Path(args.pred).resolve() == Path(args.gt).resolve()  # refused by score itself, in its words
     if not args.out and not same and not (Path(args.pred) / PREDICT_RECORD).is_file():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -18,7 +17,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
-from .runtime import place_model
+from .runtime import autocast, place_model
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -61,10 +60,6 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
     return int(fc.get_total_flops())
 
 
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-
-
 def measure_latency(model: nn.Module, *inputs: torch.Tensor, warmup: int = 3, repeats: int = 10,
                     amp: bool = False) -> dict[str, float]:  # fmt: skip
     """Median and interquartile range of forward-pass wall time in seconds, after ``warmup`` runs.
@@ -77,7 +72,7 @@ def measure_latency(model: nn.Module, *inputs: torch.Tensor, warmup: int = 3, re
             torch.cuda.synchronize(device)
 
     times = []
-    with torch.inference_mode(), _autocast(device, amp):
+    with torch.inference_mode(), autocast(torch.bfloat16 if amp else None, device):
         for i in range(warmup + repeats):
             sync()
             start = time.perf_counter()
@@ -128,7 +123,7 @@ def forward_peak_memory_mb(model: nn.Module, batch: int, h: int, w: int, device:
     name = getattr(model, "model_name", "")
     if torch.device(device).type == "cuda" or not name:
         x = torch.randn(batch, getattr(model, "in_channels", 3), h, w, device=device)
-        with torch.inference_mode(), _autocast(torch.device(device), amp):
+        with torch.inference_mode(), autocast(torch.bfloat16 if amp else None, torch.device(device)):
             model(x)
             return peak_extra_memory_mb(lambda: model(x), device)
     code = (

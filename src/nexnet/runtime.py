@@ -6,12 +6,15 @@ Neither changes what a model computes (beyond float rounding); both are on by de
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
 
 import torch
 from torch import nn
+
+from .errors import NexnetError
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -57,3 +60,48 @@ def place_model(model: nn.Module, device: torch.device | str, fast_layout: bool 
     if fast_layout and prefers_channels_last(model):
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto``, ``cpu`` or ``cuda`` (the process's GPU under torchrun) as a device, or one line."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise NexnetError("--device cuda: no CUDA device is available; use --device cpu")
+        return torch.device("cuda", local_rank)
+    if name != "cpu":
+        raise NexnetError(f"--device {name}: use auto, cpu or cuda")
+    return torch.device("cpu")
+
+
+def autocast_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
+    """None (float32), or the autocast dtype: bf16 or fp16 on CUDA, bf16 on CPU."""
+    if amp in (False, None, "false", "off", "none"):
+        return None
+    if amp in (True, "auto", "true", "on"):
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        if device.type != "cuda":
+            raise NexnetError("amp fp16 needs CUDA; on CPU use bf16 (--amp)")
+        return torch.float16
+    raise NexnetError(f"train.amp={amp!r}: use false, auto, bf16 or fp16")
+
+
+def slow_autocast_note(dtype: torch.dtype | None, device: torch.device) -> str:
+    """A warning for bf16 autocast on a CPU without AMX (where it runs slower than float32), else ''."""
+    if dtype != torch.bfloat16 or device.type != "cpu":
+        return ""
+    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: True)()  # unknown: assume it has
+    return "" if has_amx else "this CPU has no AMX: bf16 autocast runs slower than float32 here"
+
+
+def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device``, or nothing for float32 (``None``)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

@@ -1,14 +1,17 @@
-"""Datasets as released: adapters, reading, splits, caching, augmentation and batching."""
+"""Datasets as released: adapters, reading, splits, caching, augmentation, batching, and the one
+entry point a run takes its data from (``prepare_data``)."""
 
 from .adapters import ADAPTERS, Adapter, get_adapter
 from .augment import Augment
 from .cache import ArrayCache, CaseFacts, build_arrays, scan
 from .discovery import Discovery, Pair
 from .loader import Batch, BatchLoader
+from .prepare import SEEN, RunData, discover_and_split, prepare_data, refuse_seen_pixels
 from .readers import read_image, read_mask
 from .splits import Split, build_split
 
 __all__ = [
     "ADAPTERS", "Adapter", "ArrayCache", "Augment", "Batch", "BatchLoader", "CaseFacts", "Discovery",
-    "Pair", "Split", "build_arrays", "build_split", "get_adapter", "read_image", "read_mask", "scan",
+    "Pair", "RunData", "SEEN", "Split", "build_arrays", "build_split", "discover_and_split", "get_adapter",
+    "prepare_data", "read_image", "read_mask", "refuse_seen_pixels", "scan",
 ]  # fmt: skip

@@ -26,7 +26,7 @@ class SegmentationModel(nn.Module):
     """A model that knows the registry name and keyword arguments that rebuild it.
 
     Subclasses set ``self.config`` (JSON-serialisable constructor arguments) in ``__init__``;
-    ``create_model`` sets ``self.model_name``. ``prefers_channels_last`` says whether the engine
+    ``create_model`` sets ``self.model_name``. ``prefers_channels_last`` says whether training and inference
     should store the weights channels_last.
     """
 

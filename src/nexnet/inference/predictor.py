@@ -16,8 +16,7 @@ from ..data import read_image
 from ..errors import NexnetError
 from ..models import from_pretrained
 from ..models.base import checkpoint_folder, read_config
-from ..runtime import place_model
-from .distributed import autocast, autocast_dtype
+from ..runtime import autocast, autocast_dtype, pick_device, place_model
 from .graphs import GraphedForward
 
 
@@ -48,8 +47,7 @@ class Predictor:
         if cfg["model"] == "ssl_autoencoder":
             raise NexnetError(f"{checkpoint}: holds the SSL pretraining autoencoder, not a segmentation model; "
                               "fine-tune one with train --ssl-checkpoint")  # fmt: skip
-        dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                           ("cpu" if device == "auto" else device))  # fmt: skip
+        dev = pick_device(device)
         model = place_model(from_pretrained(checkpoint), dev, fast_layout).eval()
         size, threshold = _checked_settings(cfg, model.size_multiple, Path(checkpoint) / "config.json")
         return cls(model, size, dev, threshold, str(checkpoint), autocast_dtype(amp, dev), graphs)

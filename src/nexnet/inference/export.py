@@ -16,7 +16,7 @@ from ..errors import NexnetError
 from ..io import write_with
 from ..outputs import refuse_inside_sources
 from ..synthetic import synthetic_case
-from .inference import Predictor, resize_input
+from .predictor import Predictor, resize_input
 
 TOLERANCE = 1e-4
 INSTALL_HINT = "pip install 'nexnet-seg[onnx]' (or: pip install onnx onnxruntime)"

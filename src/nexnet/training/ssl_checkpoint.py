@@ -7,11 +7,10 @@ from pathlib import Path
 
 import torch
 
-from ..data import Split
+from ..data import SEEN, RunData, Split, refuse_seen_pixels
 from ..errors import NexnetError
 from ..models import from_pretrained
 from ..models.base import read_config
-from .runs import SEEN, RunData, refuse_seen_pixels
 
 
 def ssl_folder(checkpoint: str | Path) -> Path:

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import torch
 
-from .engine.config import resolve
-from .engine.evaluate import evaluate
-from .engine.predict import predict
-from .engine.trainer import train
-from .errors import NexnetError
-from .io import atomic_write_text
-from .outputs import refuse_foreign_files
-from .profile import count_parameters
-from .synthetic import make_synthetic_dataset
+from ..errors import NexnetError
+from ..evaluation import evaluate
+from ..inference import predict
+from ..io import atomic_write_text
+from ..outputs import refuse_foreign_files
+from ..profile import count_parameters
+from ..synthetic import make_synthetic_dataset
+from ..training import resolve, train
 
 DEMO_FILES = {"synthetic_polyps", "run", "eval", "test_images", "predictions", "report.md"}
 DEMO_SETTINGS = [
@@ -62,7 +61,7 @@ def run_demo(out: str | Path = "demo", seconds: float = 120) -> int:
 
 def _report(out: Path, cfg: dict, result: dict, s: dict, wall: float) -> None:
     m, pooled, ci = s["mean"], s["pixel_pooled"], s["mean_dice_ci95"]
-    from .models import create_model
+    from ..models import create_model
 
     params = count_parameters(create_model("nexnet_seg_s")) / 1e6
     text = f"""# nexnet demo report (SYNTHETIC data)

@@ -1,24 +1,20 @@
-"""Preparing data for a run, and the run folder's log and curves."""
+"""The data of a run: discover the pairs, make the split, decode into the array cache; and the
+refusal of images a model has already seen, by their pixels."""
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..data import ArrayCache, Split, build_arrays, build_split, get_adapter
-from ..data.discovery import Discovery
-from ..data.splits import cross_part_duplicates
 from ..errors import NexnetError
-from ..io import atomic_write_text
-from ..plots import line_chart
+from .adapters import get_adapter
+from .cache import ArrayCache, build_arrays
+from .discovery import Discovery
+from .splits import Split, build_split, cross_part_duplicates
 
 SEEN = "seen_images.json"  # beside a checkpoint: pixel hashes of the images it trained and was selected on
-LOG_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "val_iou", "lr", "seconds",
-              "skipped_batches", "optimizer_steps", "best"]  # fmt: skip
 
 
 @dataclass
@@ -78,46 +74,3 @@ def prepare_data(data_cfg: dict, split_override: str | Path | None = None) -> Ru
     found.pairs = [p for p in found.pairs if p.id in readable]
     warnings += cross_part_duplicates(split, {i: f.pixel_hash for i, f in arrays.facts.items()})
     return RunData(found, split, arrays, warnings)
-
-
-def log_fields(rows: list[dict], first: list[str] = LOG_FIELDS) -> list[str]:
-    """``first``, then any other key of ``rows`` in order of appearance (diagnostics)."""
-    fields = list(first)
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    return fields
-
-
-def write_log(path: Path, rows: list[dict], fields: list[str] | None = None) -> None:
-    fields = fields or log_fields(rows)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: r.get(k, "") for k in fields})
-    atomic_write_text(path, buf.getvalue())
-
-
-def write_curves(path: Path, rows: list[dict]) -> None:
-    """Loss and validation panels; gradient-norm and T-PEN panels when the rows hold them."""
-    epochs = [int(r["epoch"]) for r in rows]
-
-    def col(name: str) -> list[float]:
-        return [float(r[name]) if r.get(name) not in ("", None) else float("nan") for r in rows]
-
-    panels = [
-        ("loss", {"train loss": col("train_loss"), "val loss": col("val_loss")}),
-        ("validation (network resolution)", {"val Dice": col("val_dice"), "val IoU": col("val_iou")}, (0, 1)),
-    ]
-    if any("grad_norm_median" in r for r in rows):
-        panels += [
-            ("gradient norm before clipping", {"median": col("grad_norm_median"), "max": col("grad_norm_max")}),
-            ("fraction of steps clipped", {"clipped": col("clipped_fraction")}, (0, 1)),
-        ]
-    levels = sorted({int(k[4:-5]) for r in rows for k in r if k.startswith("tpen") and k.endswith("_p999")})
-    if levels:
-        panels += [
-            ("T-PEN input |x|, 99.9th percentile", {f"level {i}": col(f"tpen{i}_p999") for i in levels}),
-            ("T-PEN input fraction clamped", {f"level {i}": col(f"tpen{i}_clamped") for i in levels}),
-        ]
-    line_chart(path, epochs, panels, x_label="epoch", columns=2 if len(panels) > 2 else len(panels))

@@ -10,18 +10,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data import build_arrays
+from ..data import SEEN, build_arrays, discover_and_split
 from ..errors import NexnetError
 from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model
 from ..models.ssl_autoencoder import SSLAutoencoder
 from ..outputs import refuse_foreign_files, refuse_inside_sources
 from ..plots import image_grid, line_chart, save_png
-from ..runtime import place_model
-from . import distributed as D
+from ..runtime import pick_device, place_model
 from .config import check_count, check_image_size, check_real, dump
 from .recon_losses import ReconstructionLoss, VGG16Features, psnr, ssim
-from .runs import SEEN, discover_and_split, write_log
+from .runlog import write_log
 from .state import load_training_state, save_training_state
 
 PRETRAIN_DEFAULTS: dict[str, Any] = {
@@ -108,7 +107,7 @@ def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = Fal
         refuse_inside_sources(out, "--out", {"--data-root": root})
     refuse_foreign_files(out, "--out", ours_prefix=("split_",))
     say = (lambda m: None) if quiet else tqdm.write
-    device = D.pick_device(cfg["device"], D.DistEnv())
+    device = pick_device(cfg["device"])
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", dump(cfg))
     images, ids, pixel_hashes = training_images(cfg, out)

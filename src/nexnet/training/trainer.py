@@ -11,20 +11,20 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..data import Augment, BatchLoader, Split
+from ..data import SEEN, Augment, BatchLoader, Split, discover_and_split, prepare_data
 from ..errors import NexnetError
 from ..io import atomic_write_text
 from ..models import create_model
 from ..models.registry import upgrade_config
 from ..outputs import refuse_foreign_files, refuse_inside_sources
-from ..runtime import place_model
+from ..runtime import autocast, autocast_dtype, pick_device, place_model, slow_autocast_note
 from . import distributed as D
 from .config import check_run_numbers, dump, fit_warmup, load_yaml, model_kwargs
 from .diagnostics import TPENProbe
 from .epoch import Stepper, fit_epoch
 from .losses import DiceBCELoss, positive_weight
 from .optim import build_optimizer
-from .runs import SEEN, discover_and_split, prepare_data, write_curves, write_log
+from .runlog import write_curves, write_log
 from .schedule import make_schedule
 from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels, load_ssl_encoder
 from .state import load_training_state, save_training_state
@@ -44,7 +44,7 @@ def validate(model: torch.nn.Module, loader: BatchLoader, loss_fn: torch.nn.Modu
     model.eval()
     losses, dices, ious = [], [], []
     for batch in loader:
-        with D.autocast(amp, device):
+        with autocast(amp, device):
             logits = model(batch.images)
         logits = logits.float()
         losses.append(loss_fn(logits, batch.masks).item() * len(batch.index))
@@ -63,7 +63,7 @@ def train(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = False)
     """Train ``cfg['model']['name']`` as ``cfg`` says, writing the run folder ``out``."""
     out = Path(out)
     env = D.DistEnv.from_env()
-    device = D.pick_device(cfg["train"]["device"], env)
+    device = pick_device(cfg["train"]["device"], env.local_rank)
     D.init(env, device)
     try:
         return _train(cfg, out, resume, quiet, env, device)
@@ -88,7 +88,7 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     if note := fit_warmup(cfg):
         say(note)
     make_schedule(tc)  # and a bad schedule
-    amp = D.autocast_dtype(tc["amp"], device)  # and a precision this device cannot run
+    amp = autocast_dtype(tc["amp"], device)  # and a precision this device cannot run
 
     ssl = tc.get("ssl_checkpoint") if not resume else None
     if ssl:  # a pretraining that read held-out images is refused before anything is decoded or written
@@ -152,7 +152,7 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
                          shuffle=True, augment=_augment(cfg), seed=tc["seed"], drop_last=True,
                          rank=env.rank, world=env.world)  # fmt: skip
     val_loader = BatchLoader(data.arrays.images, data.arrays.masks, val_rows, tc["eval_batch_size"], device)
-    slow_note = f" ({note})" if (note := D.slow_autocast_note(amp, device)) else ""
+    slow_note = f" ({note})" if (note := slow_autocast_note(amp, device)) else ""
     say(
         f"{cfg['model']['name']} on {cfg['data']['dataset']} ({data.split.name}): train {len(train_rows)}, "
         f"val {len(val_rows)}, test {len(data.split.test)} at {cfg['data']['image_size']}px; {device}, "

@@ -1,15 +1,12 @@
-"""Process group set-up for ``torchrun``, and device and autocast choices."""
+"""Process group set-up for ``torchrun``, and the collectives that keep ranks in step."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-
-from ..errors import NexnetError
 
 
 @dataclass(frozen=True)
@@ -28,18 +25,6 @@ class DistEnv:
         if world <= 1:
             return cls()
         return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def pick_device(name: str, env: DistEnv) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise NexnetError("--device cuda: no CUDA device is available; use --device cpu")
-        return torch.device("cuda", env.local_rank)
-    if name != "cpu":
-        raise NexnetError(f"--device {name}: use auto, cpu or cuda")
-    return torch.device("cpu")
 
 
 def init(env: DistEnv, device: torch.device) -> None:
@@ -94,34 +79,3 @@ def metrics_from_main(metrics: dict[str, float], env: DistEnv, device: torch.dev
 def shutdown(env: DistEnv) -> None:
     if env.world > 1 and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def autocast_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
-    """None (float32), or the autocast dtype: bf16 or fp16 on CUDA, bf16 on CPU."""
-    if amp in (False, None, "false", "off", "none"):
-        return None
-    if amp in (True, "auto", "true", "on"):
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        if device.type != "cuda":
-            raise NexnetError("amp fp16 needs CUDA; on CPU use bf16 (--amp)")
-        return torch.float16
-    raise NexnetError(f"train.amp={amp!r}: use false, auto, bf16 or fp16")
-
-
-def slow_autocast_note(dtype: torch.dtype | None, device: torch.device) -> str:
-    """A warning for bf16 autocast on a CPU without AMX (where it runs slower than float32), else ''."""
-    if dtype != torch.bfloat16 or device.type != "cpu":
-        return ""
-    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: True)()  # unknown: assume it has
-    return "" if has_amx else "this CPU has no AMX: bf16 autocast runs slower than float32 here"
-
-
-def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)

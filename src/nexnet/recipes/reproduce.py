@@ -12,15 +12,13 @@ from typing import Any
 
 from ..data import get_adapter
 from ..errors import DataError, NexnetError
+from ..evaluation import evaluate
 from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model
 from ..models.base import read_config
 from ..plots import bar_chart, scatter_chart
 from ..profile import count_parameters, format_markdown, profile_model
-from .config import load_yaml, merge, paper_recipe, parse_set, resolve
-from .evaluate import evaluate
-from .pretrain import PRETRAIN_DEFAULTS, pretrain
-from .trainer import train
+from ..training import PRETRAIN_DEFAULTS, load_yaml, merge, paper_recipe, parse_set, pretrain, resolve, train
 
 DATASETS = ["isic2016", "isic2017", "isic2018", "ph2", "kvasir", "cvc_clinicdb"]
 MODELS = {"unet": "UNet", "unetpp": "UNet++", "transunet": "TransUNet", "segformer_b2": "SegFormer",

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..data import Batch
+from ..runtime import autocast
 from . import distributed as D
 from .diagnostics import GradientNorms, TPENProbe
 
@@ -55,10 +56,10 @@ def fit_epoch(s: Stepper, batches: Iterable[Batch], state: dict[str, Any]) -> di
     start = time.time()
     for i, batch in enumerate(batches):
         if i == 0:
-            with s.probe.recording(), D.autocast(s.amp, s.device):
+            with s.probe.recording(), autocast(s.amp, s.device):
                 logits = s.eager_net(batch.images)
         else:
-            with D.autocast(s.amp, s.device):
+            with autocast(s.amp, s.device):
                 logits = s.net(batch.images)
         loss = s.loss_fn(logits, batch.masks)
         if not D.all_agree(bool(torch.isfinite(loss)), s.env, s.device):

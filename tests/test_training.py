@@ -1,4 +1,4 @@
-"""Training, evaluation, prediction and scoring end to end on tiny synthetic data."""
+"""Training on tiny synthetic data: the recipe, schedule and loss, resumable state, DDP, AMP, compile."""
 
 import json
 import os
@@ -12,40 +12,23 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
+from tiny import cli_train, log_rows, tiny_cfg
 
 import nexnet
 from nexnet.cli import main
-from nexnet.engine.config import DEFAULTS, PAPER_FORM, PAPER_RECIPE, resolve
-from nexnet.engine.losses import DiceBCELoss, positive_weight
-from nexnet.engine.schedule import WarmupPlateau
-from nexnet.engine.trainer import train
 from nexnet.errors import NexnetError
 from nexnet.synthetic import make_synthetic_dataset
+from nexnet.training.config import DEFAULTS, PAPER_FORM, PAPER_RECIPE, resolve
+from nexnet.training.losses import DiceBCELoss, positive_weight
+from nexnet.training.schedule import WarmupPlateau
+from nexnet.training.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["model.widths=[4,4,8,8,8,8]", "train.warmup_epochs=1", "train.lr=0.003", "train.eval_batch_size=8"]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), n=24, size_range=(40, 56))
-
-
-def tiny_cfg(data, epochs=2, extra=()):
-    return resolve(None, [*TINY, *extra], model__name="nexnet_seg_s", data__dataset="folder",
-                   data__data_root=str(data), data__split="seeded", data__image_size=32,
-                   train__epochs=epochs, train__batch_size=4, train__device="cpu")  # fmt: skip
-
-
-def cli_train(data, out, *more):
-    return [sys.executable, "-m", "nexnet", "train", "--model", "nexnet_seg_s", "--dataset", "folder",
-            "--data-root", str(data), "--split", "seeded", "--out", str(out), "--image-size", "32",
-            "--batch-size", "4", "--device", "cpu", "--quiet", *sum((["--set", s] for s in TINY), []), *more]  # fmt: skip
-
-
-def log_rows(run):
-    return (run / "log.csv").read_text().splitlines()[1:]
 
 
 def test_default_yaml_is_the_default_recipe_and_paper_exact_the_papers():
@@ -89,66 +72,6 @@ def test_dice_bce_loss_and_pos_weight():
     assert half.item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_train_evaluate_predict_score_end_to_end(data, tmp_path, capsys):
-    run = tmp_path / "run"
-    result = train(tiny_cfg(data), run, quiet=True)
-    names = sorted(p.name for p in run.iterdir())
-    assert names == ["best", "config.yaml", "curves.png", "last", "log.csv", "split.json"]
-    assert sorted(p.name for p in (run / "last").iterdir()) == [
-        "config.json",  # so that last/ loads and evaluates like best/
-        "model.safetensors",
-        "state.json",
-        "state.safetensors",
-    ]
-    assert result["epoch"] == 2 and len(log_rows(run)) == 2
-    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["image_size"] == 32
-
-    assert main(["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root", str(data),
-                 "--protocol", "paper", "--out", str(tmp_path / "eval")]) == 0  # fmt: skip
-    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
-    split = json.loads((run / "split.json").read_text())
-    assert [c["id"] for c in summary["per_case"]] == split["test"]  # the run's own split
-    assert {"dice", "iou", "precision", "recall", "specificity", "accuracy", "hd95"} <= set(summary["per_case"][0])
-    assert summary["threshold"] == {"value": 0.5, "chosen_on": "fixed"} and "authors_protocol" in summary
-    assert "mean dice" in capsys.readouterr().out
-
-    out = tmp_path / "pred"
-    assert main(["predict", "--checkpoint", str(run / "best"), "--input", str(data / "images"),
-                 "--out", str(out), "--overlay", "--gt", str(data / "masks")]) == 0  # fmt: skip
-    first = Image.open(out / "synthetic_0000.png")
-    assert first.size == Image.open(data / "images" / "synthetic_0000.png").size  # original size
-    assert set(np.unique(np.asarray(first))) <= {0, 255}
-    assert (out / "overlays" / "synthetic_0000.png").is_file() and (out / "overlays.png").is_file()
-
-    assert main(["score", "--pred", str(out), "--gt", str(data / "masks"), "--out", str(tmp_path / "s")]) == 0
-    scored = json.loads((tmp_path / "s" / "summary.json").read_text())
-    assert scored["cases"] == 24
-
-
-def test_evaluate_and_predict_under_bf16_autocast(data, tmp_path, capsys):
-    from nexnet.engine.inference import Predictor
-
-    run = tmp_path / "run"
-    train(tiny_cfg(data, epochs=1), run, quiet=True)
-    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    full, half = Predictor.load(run / "best", "cpu"), Predictor.load(run / "best", "cpu", amp=True)
-    seen = []
-    half.model.head.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
-    p32, p16 = full.probabilities(images), half.probabilities(images)
-    assert seen == [torch.bfloat16] and p16.dtype == np.float32
-    assert np.abs(p32 - p16).max() < 0.05  # bf16 rounding, not a different model
-    assert (full.precision, half.precision) == ("float32", "bfloat16 autocast")
-
-    assert main(["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root", str(data),
-                 "--out", str(tmp_path / "eval"), "--amp"]) == 0  # fmt: skip
-    assert json.loads((tmp_path / "eval" / "summary.json").read_text())["precision"] == "bfloat16 autocast"
-    capsys.readouterr()
-    code = main(["predict", "--onnx", str(tmp_path / "m.onnx"), "--input", str(data / "images"),
-                 "--out", str(tmp_path / "p"), "--amp"])  # fmt: skip
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "--amp applies to --checkpoint" in err and len(err.splitlines()) == 1
-
-
 def test_bad_precision_fails_before_decoding(data, tmp_path):
     with pytest.raises(nexnet.NexnetError, match="amp fp16 needs CUDA"):
         train(tiny_cfg(data, extra=["train.amp=fp16"]), tmp_path / "run", quiet=True)
@@ -156,7 +79,7 @@ def test_bad_precision_fails_before_decoding(data, tmp_path):
 
 
 def test_bf16_on_a_cpu_without_amx_is_flagged(monkeypatch):
-    from nexnet.engine.distributed import slow_autocast_note
+    from nexnet.runtime import slow_autocast_note
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
@@ -164,58 +87,6 @@ def test_bf16_on_a_cpu_without_amx_is_flagged(monkeypatch):
     assert slow_autocast_note(None, cpu) == ""  # float32: nothing to say
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     assert slow_autocast_note(torch.bfloat16, cpu) == ""
-
-
-def test_score_exact_values_on_hand_made_folders(tmp_path):
-    for d in ("pred", "gt"):
-        (tmp_path / d).mkdir()
-    a = np.zeros((8, 8), np.uint8)
-    a[:4] = 255
-    Image.fromarray(a).save(tmp_path / "gt" / "x_segmentation.png")
-    Image.fromarray(a[::-1].copy()).save(tmp_path / "pred" / "x.png")  # disjoint halves
-    Image.fromarray(a).save(tmp_path / "gt" / "y_segmentation.png")
-    Image.fromarray((a // 255).astype(np.uint8)).save(tmp_path / "pred" / "y.png")  # stored as 0/1
-    # A folder from another tool: summary.json goes to --out, not into it.
-    assert main(["score", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]) == 2
-    assert main(["score", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out",
-                 str(tmp_path / "s")]) == 0  # fmt: skip
-    s = json.loads((tmp_path / "s" / "summary.json").read_text())
-    assert {c["id"]: c["dice"] for c in s["per_case"]} == {"x": 0.0, "y": 1.0}
-    assert s["mean"]["dice"] == 0.5 and s["pixel_pooled"]["dice"] == 0.5
-
-
-def test_predict_never_overwrites_or_writes_into_the_input(data, tmp_path, capsys):
-    run = tmp_path / "run"
-    train(tiny_cfg(data, epochs=1), run, quiet=True)
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    img = np.asarray(Image.open(data / "images" / "synthetic_0001.png"))
-    Image.fromarray(img).save(inputs / "a.png")
-    Image.fromarray(img).save(inputs / "a.jpg")
-    assert (
-        main(
-            [
-                "predict",
-                "--checkpoint",
-                str(run / "best"),
-                "--input",
-                str(inputs),
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 0
-    )
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.jpg.png", "a.png.png", "predict.json"]
-    assert main(["predict", "--checkpoint", str(run / "best"), "--input", str(inputs), "--out", str(inputs / "x")]) == 2
-    assert "nexnet never writes into source data" in capsys.readouterr().err
-
-
-def test_pickle_checkpoint_is_refused_in_one_line(tmp_path, capsys):
-    torch.save({"w": torch.zeros(1)}, tmp_path / "model.pth")
-    code = main(["evaluate", "--model_path", str(tmp_path / "model.pth"), "--dataset", "folder", "--data-root", "."])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "is a pickle file" in err and "\n" not in err
 
 
 def test_non_finite_loss_is_skipped_and_counted(data, tmp_path, monkeypatch):
@@ -325,33 +196,6 @@ def test_two_process_gloo_torchrun(data, tmp_path):
     batches = 16 // 4  # 16 training cases, batch 4 per process, drop_last
     per_rank = (batches - batches % 2) // 2
     assert state["optimizer_steps"] == 2 * per_rank
-
-
-def test_tta_averages_probabilities_over_flips():
-    from nexnet.engine.inference import Predictor
-
-    class Ramp(torch.nn.Module):  # logits that depend on position only: a left-to-right ramp
-        def forward(self, x):
-            ramp = torch.linspace(-2, 2, x.shape[3]).expand(x.shape[0], 1, x.shape[2], x.shape[3])
-            return ramp.clone()
-
-    pred = Predictor(Ramp(), 8, torch.device("cpu"))
-    images = np.zeros((1, 8, 8, 3), np.uint8)
-    plain, tta = pred.probabilities(images), pred.probabilities(images, tta=True)
-    ramp = torch.sigmoid(torch.linspace(-2, 2, 8)).numpy()
-    assert np.allclose(plain[0, 0], ramp)
-    assert np.allclose(tta[0], 0.5, atol=1e-6)  # the ramp and its mirror average out
-
-
-def test_threshold_chosen_on_validation_is_recorded(data, tmp_path):
-    run = tmp_path / "run"
-    train(tiny_cfg(data, epochs=1), run, quiet=True)
-    assert main(["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root", str(data),
-                 "--threshold", "val", "--out", str(tmp_path / "e")]) == 0  # fmt: skip
-    s = json.loads((tmp_path / "e" / "summary.json").read_text())
-    assert s["threshold"]["chosen_on"].startswith("validation split") and 0.05 <= s["threshold"]["value"] <= 0.95
-    assert main(["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root", str(data),
-                 "--threshold", "val", "--subset", "val"]) == 2  # fmt: skip
 
 
 def test_bf16_autocast_training_on_cpu(data, tmp_path):

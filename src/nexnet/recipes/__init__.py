@@ -1,0 +1,1 @@
+"""Recipes built from the verbs: ``reproduce`` (the paper's tables) and ``demo``."""

@@ -1,0 +1,10 @@
+"""Training: the ``train`` and ``pretrain`` loops, their config, schedule, losses, state and DDP."""
+
+from .config import DEFAULTS, PAPER_FORM, PAPER_RECIPE, load_yaml, merge, paper_recipe, parse_set, resolve
+from .pretrainer import PRETRAIN_DEFAULTS, pretrain
+from .trainer import train
+
+__all__ = [
+    "DEFAULTS", "PAPER_FORM", "PAPER_RECIPE", "PRETRAIN_DEFAULTS", "load_yaml", "merge", "paper_recipe",
+    "parse_set", "pretrain", "resolve", "train",
+]  # fmt: skip
