@@ -143,13 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_flags(c)
     c.add_argument("--split-out", metavar="FILE", help="also write the split as JSON")
     c.set_defaults(func=cmd_check_data)
-    _add_engine(sub)
+    for add in (_add_train, _add_pretrain, _add_evaluate, _add_predict, _add_reproduce, _add_export, _add_score):
+        add(sub)
     for verb in sub.choices.values():
         verb.formatter_class = DefaultsFormatter
     return parser
 
 
-def _add_engine(sub: argparse._SubParsersAction) -> None:
+def _add_train(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser(
         "train", help="train a registered model on a dataset",
         description="Train with the default recipe (configs/default.yaml) unless told otherwise; "
@@ -194,6 +195,8 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--freeze-encoder", action="store_true", help="keep the SSL encoder's weights fixed")
     t.set_defaults(func=cmd_train)
 
+
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     pt = sub.add_parser(
         "pretrain", help="pretrain the SSL denoising autoencoder on training images",
         description="Train the MaSA U-Net denoising autoencoder on the training part of each dataset's split "
@@ -224,6 +227,8 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     pt.add_argument("--quiet", action="store_true")
     pt.set_defaults(func=cmd_pretrain)
 
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("evaluate", help="score a checkpoint on a dataset split (summary.json)",
                        description="Per-case Dice, IoU, precision, recall, specificity, accuracy and HD95 "
                        "at each image's original size, honest protocol (or the authors', labelled).")  # fmt: skip
@@ -247,6 +252,8 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--no-graphs", action="store_true", help=NO_GRAPHS_HELP)
     e.set_defaults(func=cmd_evaluate)
 
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="masks (and overlays) for an image or a folder of images",
                        description="Write a 0/255 PNG mask per image at the image's original size (resized to "
                        "the model's input size, thresholded at the checkpoint's threshold, resized back); with "
@@ -265,6 +272,8 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     add_part_flags(p, "predict only the images of one part of a split.json, e.g. runs/kvasir/split.json")
     p.set_defaults(func=cmd_predict)
 
+
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser(
         "reproduce", help="run the paper's Table 1, 2 or 4 as a resumable grid",
         description="Table 1: datasets x models; Table 2: the ablation variants (first dataset found); "
@@ -284,6 +293,8 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
                         "paper form, in tableN_paper_exact/")  # fmt: skip
     r.set_defaults(func=cmd_reproduce)
 
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
     x = sub.add_parser("export", help="export a checkpoint to ONNX, checked with onnxruntime",
                        description="Export to ONNX (needs the onnx extra: pip install 'nexnet-seg[onnx]') and "
                        "compare onnxruntime with PyTorch on a random input and an image.")  # fmt: skip
@@ -295,6 +306,8 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--opset", type=int, default=17)
     x.set_defaults(func=cmd_export)
 
+
+def _add_score(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("score", help="score any folder of predicted masks against ground truth")
     s.add_argument("--pred", required=True, help="predicted masks (0/255, 0/1 or probability PNGs)")
     s.add_argument("--gt", required=True, help="ground-truth masks, paired by file stem")

@@ -92,77 +92,89 @@ def _from_list(ids: list[str], test_ids: list[str], what: str) -> tuple[list[str
     return [i for i in ids if i not in test_set], sorted(test_set)
 
 
+Parts = tuple[list[str], list[str], list[str]]  # train, val (empty: carve one from train), test
+OFFICIAL = {"kvasir": "medico2020", "cvc_clinicdb": "pranet"}  # what "official" means where a release has none
+
+
 def build_split(dataset: str, found: Discovery, name: str, seed: int = 0) -> Split:
     """Make the named split of the pairs an adapter found."""
     if Path(name).suffix == ".json" and Path(name).is_file():
-        split = Split.load(name)
-        ids = {p.id for p in found.pairs}
-        unknown = [i for part in split.parts().values() for i in part if i not in ids]
-        if unknown:
-            raise DataError(f"{name}: {len(unknown)} cases are not in the data (e.g. {unknown[0]})")
-        if overlap := check_overlap(split):
-            raise DataError(f"{name}: {len(overlap)} cases sit in two parts ({overlap[0]}); "
-                            "each case belongs to one of train, val and test")  # fmt: skip
-        return split
+        return _saved_split(name, found)
     ids = sorted(p.id for p in found.pairs)
     if not ids:
         raise DataError(f"{dataset}: no usable pairs to split")
-    subsets = found.subsets()
-    notes: list[str] = []
-    val: list[str] = []
-    if name == "official" and dataset == "kvasir":
-        name = "medico2020"
-    if name == "official" and dataset == "cvc_clinicdb":
-        name = "pranet"
     if name == "official":
-        if set(subsets) <= {"all"}:
-            raise DataError(f"{dataset} has no official split; use seeded, paper or kfold:K/N")
-        train, val, test = subsets.get("train", []), subsets.get("val", []), subsets.get("test", [])
-        for part, got in (("train", train), ("test", test)):
-            if not got:
-                notes.append(f"the official {part} part is missing from the data root")
-    elif name == "pranet" and dataset == "kvasir":
-        train, test = _from_list(ids, shipped_list("kvasir_pranet_test.txt"), "kvasir pranet")
-    elif name == "medico2020" and dataset == "kvasir":
-        train, test = _from_list(ids, shipped_list("kvasir_medico2020_test.txt"), "kvasir medico2020")
-    elif name == "pranet" and dataset == "cvc_clinicdb":
+        name = OFFICIAL.get(dataset, name)
+    notes: list[str] = []
+    parts = _dataset_split(dataset, name, ids, seed, notes) or _generic_split(dataset, name, ids, found, seed, notes)
+    train, val, test = parts
+    if not val and len(train) > 1:
+        train, val = carve_val(train, seed)
+        notes.append(f"val: a seeded {VAL_FRACTION:.0%} of train (seed {seed})")
+    return Split(dataset, name, seed, sorted(train), sorted(val), sorted(test), notes)
+
+
+def _saved_split(path: str, found: Discovery) -> Split:
+    """A ``split.json``, refused if it names cases the data lacks or puts a case in two parts."""
+    split = Split.load(path)
+    ids = {p.id for p in found.pairs}
+    unknown = [i for part in split.parts().values() for i in part if i not in ids]
+    if unknown:
+        raise DataError(f"{path}: {len(unknown)} cases are not in the data (e.g. {unknown[0]})")
+    if overlap := check_overlap(split):
+        raise DataError(f"{path}: {len(overlap)} cases sit in two parts ({overlap[0]}); "
+                        "each case belongs to one of train, val and test")  # fmt: skip
+    return split
+
+
+def _dataset_split(dataset: str, name: str, ids: list[str], seed: int, notes: list[str]) -> Parts | None:
+    """The splits only one dataset has: Kvasir's shipped lists, CVC-ClinicDB's pranet and videos."""
+    if dataset == "kvasir" and name in ("pranet", "medico2020"):
+        train, test = _from_list(ids, shipped_list(f"kvasir_{name}_test.txt"), f"kvasir {name}")
+        return train, [], test
+    if dataset == "cvc_clinicdb" and name == "pranet":
         # PraNet's exact 62 frames are not distributed with CVC-ClinicDB: same sizes, seeded.
         n_test = round(len(ids) * 62 / 612)
         perm = np.random.default_rng(seed).permutation(len(ids))
-        test = sorted(ids[i] for i in perm[:n_test])
-        train = sorted(ids[i] for i in perm[n_test:])
         notes.append(
             "CVC-ClinicDB pranet: a seeded random 550/62-proportioned split, as PraNet made one; their "
             "exact frame list is not distributed. Frames of one video land on both sides, so test frames have "
             "near-twins in training: the sequence and seqfold:K/N splits keep each video in one part"
         )
-    elif dataset == "cvc_clinicdb" and (name == "sequence" or name.startswith("seqfold:")):
+        return sorted(ids[i] for i in perm[n_test:]), [], sorted(ids[i] for i in perm[:n_test])
+    if dataset == "cvc_clinicdb" and (name == "sequence" or name.startswith("seqfold:")):
         folds = _parse_kfold(name) if name.startswith("seqfold:") else None
-        train, val, test = sequence_split(ids, name, seed, folds)
         notes.append(f"CVC-ClinicDB {name}: whole videos per part (29 sequences, published frame ranges), seed {seed}")
-    elif name == "paper":
+        return sequence_split(ids, name, seed, folds)
+    return None
+
+
+def _generic_split(dataset: str, name: str, ids: list[str], found: Discovery, seed: int, notes: list[str]) -> Parts:
+    """official (the release's own parts), paper, kfold:K/N and seeded, for any dataset."""
+    if name == "official":
+        subsets = found.subsets()
+        if set(subsets) <= {"all"}:
+            raise DataError(f"{dataset} has no official split; use seeded, paper or kfold:K/N")
+        train, val, test = subsets.get("train", []), subsets.get("val", []), subsets.get("test", [])
+        notes += [f"the official {part} part is missing from the data root" for part, got in
+                  (("train", train), ("test", test)) if not got]  # fmt: skip
+        return train, val, test
+    if name == "paper":
         train, test = sklearn_style_split(ids, 0.25, PAPER_SEED)
         train, val = sklearn_style_split(train, 0.2, PAPER_SEED)
         notes.append("paper: all pairs pooled, 75/25 train/test then 20% of train as val, seed 101, "
                      "scikit-learn's shuffling over sorted ids; no augmented copies in val")  # fmt: skip
-    elif name.startswith("kfold:"):
+        return train, val, test
+    perm = np.random.default_rng(seed).permutation(len(ids))
+    if name.startswith("kfold:"):
         k, n = _parse_kfold(name)
-        perm = np.random.default_rng(seed).permutation(len(ids))
         fold = set(np.array_split(perm, k)[n - 1].tolist())
-        test = [ids[i] for i in sorted(fold)]
-        train = [ids[i] for i in range(len(ids)) if i not in fold]
-    elif name == "seeded":
-        perm = np.random.default_rng(seed).permutation(len(ids))
+        return [ids[i] for i in range(len(ids)) if i not in fold], [], [ids[i] for i in sorted(fold)]
+    if name == "seeded":
         n_test = round(SEEDED_TEST_FRACTION * len(ids))
-        test = sorted(ids[i] for i in perm[:n_test])
-        train = sorted(ids[i] for i in perm[n_test:])
-    else:
-        raise DataError(f"split {name!r} does not apply to {dataset} (try official, pranet, medico2020, "
-                        "paper, kfold:5/1, seeded, CVC's sequence or seqfold:5/1, or a split.json file)")  # fmt: skip
-    if not val and len(train) > 1:
-        train, val = carve_val(train, seed)
-        notes.append(f"val: a seeded {VAL_FRACTION:.0%} of train (seed {seed})")
-    return Split(dataset, name, seed, sorted(train), sorted(val), sorted(test), notes)
+        return sorted(ids[i] for i in perm[n_test:]), [], sorted(ids[i] for i in perm[:n_test])
+    raise DataError(f"split {name!r} does not apply to {dataset} (try official, pranet, medico2020, "
+                    "paper, kfold:5/1, seeded, CVC's sequence or seqfold:5/1, or a split.json file)")  # fmt: skip
 
 
 def _parse_kfold(name: str) -> tuple[int, int]:

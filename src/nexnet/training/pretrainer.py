@@ -81,6 +81,31 @@ def _batches(images: np.ndarray, rows: np.ndarray, size: int, device: torch.devi
         yield torch.from_numpy(np.array(images[idx])).to(device).permute(0, 3, 1, 2).float().div_(255)
 
 
+def _check_out(cfg: dict, out: Path) -> None:
+    """Data roots made absolute (``--resume`` from anywhere); an ``--out`` inside them or full of
+    foreign files refused."""
+    cfg["data_roots"] = [str(Path(root).resolve()) for root in cfg["data_roots"]]
+    for root in cfg["data_roots"]:
+        refuse_inside_sources(out, "--out", {"--data-root": root})
+    refuse_foreign_files(out, "--out", ours_prefix=("split_",))
+
+
+def _fit_epoch(model: torch.nn.Module, bar: tqdm, loss_fn: torch.nn.Module, opt: torch.optim.Optimizer,
+               noise: float, gen: torch.Generator) -> float:  # fmt: skip
+    """One pass of denoising over the training batches (each flipped at random); the mean loss."""
+    total, seen = 0.0, 0
+    for clean in bar:
+        if torch.rand(1, generator=gen).item() < 0.5:
+            clean = clean.flip(3)
+        loss = loss_fn(model(_noisy(clean, noise, gen)), clean)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total, seen = total + loss.item() * len(clean), seen + len(clean)
+        bar.set_postfix(loss=f"{total / seen:.4f}")
+    return total / max(seen, 1)
+
+
 @torch.no_grad()
 def _validate(model, images, rows, loss_fn, noise, device, batch) -> dict[str, float]:  # noqa: ANN001
     model.eval()
@@ -102,10 +127,7 @@ def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = Fal
     if "datasets" in cfg:
         cfg.setdefault("split_seed", cfg.get("seed", 0))  # runs from before --split-seed split with --seed
     check_pretrain_numbers(cfg)  # before any decoding
-    cfg["data_roots"] = [str(Path(root).resolve()) for root in cfg["data_roots"]]  # --resume from anywhere
-    for root in cfg["data_roots"]:
-        refuse_inside_sources(out, "--out", {"--data-root": root})
-    refuse_foreign_files(out, "--out", ours_prefix=("split_",))
+    _check_out(cfg, out)
     say = (lambda m: None) if quiet else tqdm.write
     device = pick_device(cfg["device"])
     out.mkdir(parents=True, exist_ok=True)
@@ -135,22 +157,13 @@ def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = Fal
         model.train()
         gen = torch.Generator().manual_seed(cfg["seed"] * 7919 + epoch)
         order = train_rows[np.random.default_rng(cfg["seed"] + epoch).permutation(len(train_rows))]
-        total, seen = 0.0, 0
         bar = tqdm(_batches(images, order, cfg["batch_size"], device, drop_last=True), leave=False,
                    total=max(1, len(order) // cfg["batch_size"]), desc=f"epoch {epoch + 1}/{cfg['epochs']}",
                    disable=quiet, unit="batch")  # fmt: skip
-        for clean in bar:
-            if torch.rand(1, generator=gen).item() < 0.5:
-                clean = clean.flip(3)
-            loss = loss_fn(model(_noisy(clean, cfg["noise"], gen)), clean)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, seen = total + loss.item() * len(clean), seen + len(clean)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
+        train_loss = _fit_epoch(model, bar, loss_fn, opt, cfg["noise"], gen)
         metrics = _validate(model, images, val_rows, loss_fn, cfg["noise"], device, cfg["batch_size"])
         seconds = time.time() - start
-        row = {"epoch": epoch + 1, "train_loss": total / max(seen, 1), **metrics, "lr": cfg["lr"],
+        row = {"epoch": epoch + 1, "train_loss": train_loss, **metrics, "lr": cfg["lr"],
                "seconds": round(seconds, 2)}  # fmt: skip
         state["log"].append(row)
         state.update(epoch=epoch + 1, elapsed=state["elapsed"] + seconds)

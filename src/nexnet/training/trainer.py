@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..data import SEEN, Augment, BatchLoader, Split, discover_and_split, prepare_data
+from ..data import SEEN, Augment, BatchLoader, RunData, Split, discover_and_split, prepare_data
 from ..errors import NexnetError
 from ..io import atomic_write_text
 from ..models import create_model
@@ -71,44 +73,39 @@ def train(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = False)
         D.shutdown(env)
 
 
+@dataclass
+class Run:
+    """One training run's moving parts, built once by ``_train`` and used by each epoch."""
+
+    cfg: dict
+    out: Path
+    env: D.DistEnv
+    device: torch.device
+    say: Callable[[str], None]
+    model: torch.nn.Module
+    data: RunData
+    amp: torch.dtype | None
+    loss_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    sched: Any
+    scaler: torch.amp.GradScaler
+    stepper: Stepper
+    loader: BatchLoader
+    val_loader: BatchLoader
+    state: dict
+    rows: list[dict]
+    seen: dict
+    bars_off: bool = False
+
+
 def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, device: torch.device) -> dict:
     tc = cfg["train"]
-    if not resume and (out / "last").exists():
-        raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
-    refuse_inside_sources(out, "--out", {"--data-root": cfg["data"]["data_root"]})
-    _absolute_paths(cfg)  # so that --resume works from any folder
-    refuse_foreign_files(out, "--out")
     say = (lambda msg: tqdm.write(msg)) if env.main and not quiet else (lambda msg: None)
-    name, kwargs = _model_spec(cfg, out, resume)
-    torch.manual_seed(tc["seed"])
-    if name == "ssl_autoencoder":
-        raise NexnetError("ssl_autoencoder is the SSL pretraining model: train it with nexnet pretrain")
-    model = create_model(name, **kwargs)  # bad model options fail here, before any decoding
-    check_run_numbers(cfg, model.size_multiple, name)  # likewise bad sizes and counts
-    if note := fit_warmup(cfg):
-        say(note)
-    make_schedule(tc)  # and a bad schedule
-    amp = autocast_dtype(tc["amp"], device)  # and a precision this device cannot run
-
+    name, model, amp = _checked_model(cfg, out, resume, device, say)  # every check before any decoding
     ssl = tc.get("ssl_checkpoint") if not resume else None
     if ssl:  # a pretraining that read held-out images is refused before anything is decoded or written
         check_ssl_ids(ssl, discover_and_split(cfg["data"])[1])
-    # Rank 0 decodes first; the others then read the finished cache.
-    if env.main:
-        data = prepare_data(cfg["data"], out / "split.json" if resume else None)
-    D.barrier(env)
-    if not env.main:
-        data = prepare_data(cfg["data"], out / "split.json" if resume else None)
-    for w in data.warnings:
-        say(f"warning: {w}")
-    train_rows, val_rows = data.rows("train"), data.rows("val")
-    if len(train_rows) == 0 or len(val_rows) == 0:
-        raise NexnetError(f"split {data.split.name}: needs training and validation cases "
-                          f"(got {len(train_rows)} and {len(val_rows)})")  # fmt: skip
-    if tc["batch_size"] * env.world > len(train_rows):
-        raise NexnetError(f"batch size {tc['batch_size']} x {env.world} process(es) exceeds the "
-                          f"{len(train_rows)} training cases; lower --batch-size")  # fmt: skip
-
+    data = _load_data(cfg, out, resume, env, say)
     if ssl:
         check_ssl_pixels(ssl, data)
     if env.main:
@@ -117,20 +114,84 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         atomic_write_text(out / "config.yaml", dump({**cfg, "model": {"name": name, **model.config}}))
         if not (resume and (out / "split.json").exists()):
             data.split.save(out / "split.json")
-
     model = place_model(model, device)
     if ssl:
         load_ssl_encoder(model, ssl)
     elif cfg["model"].get("ssl") and not resume:
         say("warning: model.ssl without train.ssl_checkpoint: the SSL encoder starts from random weights")
+    run = _assemble(cfg, out, env, device, say, model, data, amp, resume, quiet)
+    stop_reason = "epochs done"
+    for epoch in range(run.state["epoch"], tc["epochs"]):
+        seconds = _epoch(run, epoch)
+        if run.state["since_best"] >= tc["early_stop"]:
+            stop_reason = f"early stop: {tc['early_stop']} epochs without a better val Dice"
+            break
+        if (budget := tc.get("max_minutes")) and run.state["elapsed"] + seconds > budget * 60:
+            stop_reason = f"time budget of {budget:g} min reached"
+            break
+    state = run.state
+    say(
+        f"{stop_reason}; best val mDice {state['best_dice']:.4f} at epoch {state['best_epoch']}; "
+        f"{state['optimizer_steps']} optimizer steps; run folder {out}"
+    )
+    return {**state, "stop_reason": stop_reason, "run": str(out), "log": run.rows}
+
+
+def _checked_model(cfg: dict, out: Path, resume: bool, device: torch.device,
+                   say: Callable[[str], None]) -> tuple[str, torch.nn.Module, torch.dtype | None]:  # fmt: skip
+    """The output folder, the model, the numbers, the schedule and the precision, each refused in one
+    line before any image is decoded; the model built (on the CPU) with the run's seed."""
+    tc = cfg["train"]
+    if not resume and (out / "last").exists():
+        raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
+    refuse_inside_sources(out, "--out", {"--data-root": cfg["data"]["data_root"]})
+    _absolute_paths(cfg)  # so that --resume works from any folder
+    refuse_foreign_files(out, "--out")
+    name, kwargs = _model_spec(cfg, out, resume)
+    torch.manual_seed(tc["seed"])
+    if name == "ssl_autoencoder":
+        raise NexnetError("ssl_autoencoder is the SSL pretraining model: train it with nexnet pretrain")
+    model = create_model(name, **kwargs)
+    check_run_numbers(cfg, model.size_multiple, name)
+    if note := fit_warmup(cfg):
+        say(note)
+    make_schedule(tc)
+    return name, model, autocast_dtype(tc["amp"], device)
+
+
+def _load_data(cfg: dict, out: Path, resume: bool, env: D.DistEnv, say: Callable[[str], None]) -> RunData:
+    """The run's data (rank 0 decodes first; the others then read the finished cache), checked for
+    enough training and validation cases."""
+    split = out / "split.json" if resume else None
+    if env.main:
+        data = prepare_data(cfg["data"], split)
+    D.barrier(env)
+    if not env.main:
+        data = prepare_data(cfg["data"], split)
+    for w in data.warnings:
+        say(f"warning: {w}")
+    n_train, n_val = len(data.rows("train")), len(data.rows("val"))
+    if n_train == 0 or n_val == 0:
+        raise NexnetError(f"split {data.split.name}: needs training and validation cases "
+                          f"(got {n_train} and {n_val})")  # fmt: skip
+    if cfg["train"]["batch_size"] * env.world > n_train:
+        raise NexnetError(f"batch size {cfg['train']['batch_size']} x {env.world} process(es) exceeds the "
+                          f"{n_train} training cases; lower --batch-size")  # fmt: skip
+    return data
+
+
+def _assemble(cfg: dict, out: Path, env: D.DistEnv, device: torch.device, say: Callable[[str], None],
+              model: torch.nn.Module, data: RunData, amp: torch.dtype | None, resume: bool,
+              quiet: bool) -> Run:  # fmt: skip
+    """Loss, optimizer, schedule, scaler and loaders; the saved state when resuming."""
+    tc = cfg["train"]
+    train_rows, val_rows = data.rows("train"), data.rows("val")
     pos_weight = cfg["loss"]["pos_weight"]
     if pos_weight == "auto":
         pos_weight = positive_weight(data.arrays.masks[np.sort(train_rows)])
     loss_fn = DiceBCELoss(float(pos_weight), cfg["loss"]["bce_weight"], cfg["loss"]["dice_weight"]).to(device)
     optimizer, trainable = build_optimizer(model, tc)
-    sched = make_schedule(tc)
-    scaler = make_scaler(amp, device)
-
+    sched, scaler = make_schedule(tc), make_scaler(amp, device)
     state: dict[str, Any] = {"epoch": 0, "best_dice": -1.0, "best_epoch": 0, "since_best": 0,
                              "optimizer_steps": 0, "elapsed": 0.0, "pos_weight": float(pos_weight)}  # fmt: skip
     if resume:
@@ -141,7 +202,6 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         state.update(saved)
         say(f"resuming {out} after epoch {state['epoch']}")
     rows: list[dict] = state.pop("log", [])  # log.csv is rewritten from the state, so a kill loses no row
-
     eager = DistributedDataParallel(model) if env.world > 1 else model
     net = eager
     if tc.get("compile"):  # true: the default backend (inductor); a string names another
@@ -157,62 +217,64 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
         f"{cfg['model']['name']} on {cfg['data']['dataset']} ({data.split.name}): train {len(train_rows)}, "
         f"val {len(val_rows)}, test {len(data.split.test)} at {cfg['data']['image_size']}px; {device}, "
         f"{env.world} process(es), {torch.get_num_threads()} threads, {precision_name(amp)}{slow_note}, "
-        f"pos_weight {pos_weight:.2f}"
-        f"{', compiled' if tc.get('compile') else ''}"
+        f"pos_weight {pos_weight:.2f}{', compiled' if tc.get('compile') else ''}"
     )
+    return Run(cfg, out, env, device, say, model, data, amp, loss_fn, optimizer, sched, scaler, stepper, loader,
+               val_loader, state, rows, data.seen_images(), bars_off=not env.main or quiet)  # fmt: skip
 
+
+def _epoch(run: Run, epoch: int) -> float:
+    """Train one epoch, validate, write best/, last/ and the log; the epoch's seconds (rank 0's clock)."""
+    tc, state, env, device = run.cfg["train"], run.state, run.env, run.device
+    start = time.time()
+    torch.manual_seed(tc["seed"] * 7919 + epoch)  # dropout: reproducible per epoch, also on resume
     budget = tc.get("max_minutes")
-    stop_reason = "epochs done"
-    seen = data.seen_images()  # saved with best/: evaluation refuses these images under any name
-    for epoch in range(state["epoch"], tc["epochs"]):
-        start = time.time()
-        torch.manual_seed(tc["seed"] * 7919 + epoch)  # dropout: reproducible per epoch, also on resume
-        spent = max(epoch / tc["epochs"], state["elapsed"] / (budget * 60) if budget else 0.0)
-        lr = sched.lr_for(epoch, progress=spent)  # cosine: over the epochs or the time budget
-        stepper.set_lr(lr)
-        loader.epoch = epoch
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc['epochs']}", unit="batch", leave=False,
-                   disable=not env.main or quiet, dynamic_ncols=True)  # fmt: skip
-        fit = fit_epoch(stepper, bar, state)
-        D.sync_buffers(model, env)
-        metrics = D.metrics_from_main(validate(model, val_loader, loss_fn, amp, device), env, device)
-        sched.step(epoch, metrics["val_dice"])
-        improved = metrics["val_dice"] > state["best_dice"]
-        seconds = D.from_main(time.time() - start, env, device)  # one clock for the schedule and the budget
-        state.update(epoch=epoch + 1, elapsed=state["elapsed"] + seconds)
-        state["since_best"] = 0 if improved else state["since_best"] + 1
-        if improved:
-            state.update(best_dice=metrics["val_dice"], best_epoch=epoch + 1)
-        row = {"epoch": epoch + 1, "train_loss": fit.pop("train_loss"), **metrics, "lr": lr,
-               "seconds": round(seconds, 2), "skipped_batches": fit["skipped_batches"],
-               "optimizer_steps": state["optimizer_steps"], "best": int(improved), **fit}  # fmt: skip
-        rows.append(row)
-        if env.main:  # best, then last, then the log: a kill between them loses nothing on resume
-            if improved:
-                model.save_pretrained(out / "best", extra=_best_extra(cfg, data.split, epoch + 1, metrics),
-                                      json_files={"split.json": data.split.to_dict(), SEEN: seen})  # fmt: skip
-            save_training_state(out / "last", model, optimizer,
-                                {**state, "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                                 "log": rows}, _best_extra(cfg, data.split, epoch + 1, metrics))  # fmt: skip
-            write_log(out / "log.csv", rows)
-            write_curves(out / "curves.png", rows)
-        say(f"epoch {epoch + 1:>3}/{tc['epochs']}  loss {row['train_loss']:.4f}  val loss "
-            f"{metrics['val_loss']:.4f}  val mDice {metrics['val_dice']:.4f}  mIoU {metrics['val_iou']:.4f}  "
-            f"lr {lr:.2e}  {seconds:.0f}s{'  *best' if improved else ''}"
-            f"  grad norm {fit['grad_norm_median']:.2f} (max {fit['grad_norm_max']:.2f}, "
-            f"{fit['clipped_fraction']:.0%} clipped)"
-            f"{f'  skipped {skipped} non-finite batches' if (skipped := fit['skipped_batches']) else ''}")  # fmt: skip
-        if state["since_best"] >= tc["early_stop"]:
-            stop_reason = f"early stop: {tc['early_stop']} epochs without a better val Dice"
-            break
-        if budget and state["elapsed"] + seconds > budget * 60:
-            stop_reason = f"time budget of {budget:g} min reached"
-            break
-    say(
-        f"{stop_reason}; best val mDice {state['best_dice']:.4f} at epoch {state['best_epoch']}; "
-        f"{state['optimizer_steps']} optimizer steps; run folder {out}"
-    )
-    return {**state, "stop_reason": stop_reason, "run": str(out), "log": rows}
+    spent = max(epoch / tc["epochs"], state["elapsed"] / (budget * 60) if budget else 0.0)
+    lr = run.sched.lr_for(epoch, progress=spent)  # cosine: over the epochs or the time budget
+    run.stepper.set_lr(lr)
+    run.loader.epoch = epoch
+    bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{tc['epochs']}", unit="batch", leave=False,
+               disable=run.bars_off, dynamic_ncols=True)  # fmt: skip
+    fit = fit_epoch(run.stepper, bar, state)
+    D.sync_buffers(run.model, env)
+    metrics = D.metrics_from_main(validate(run.model, run.val_loader, run.loss_fn, run.amp, device), env, device)
+    run.sched.step(epoch, metrics["val_dice"])
+    improved = metrics["val_dice"] > state["best_dice"]
+    seconds = D.from_main(time.time() - start, env, device)  # one clock for the schedule and the budget
+    state.update(epoch=epoch + 1, elapsed=state["elapsed"] + seconds)
+    state["since_best"] = 0 if improved else state["since_best"] + 1
+    if improved:
+        state.update(best_dice=metrics["val_dice"], best_epoch=epoch + 1)
+    row = {"epoch": epoch + 1, "train_loss": fit.pop("train_loss"), **metrics, "lr": lr,
+           "seconds": round(seconds, 2), "skipped_batches": fit["skipped_batches"],
+           "optimizer_steps": state["optimizer_steps"], "best": int(improved), **fit}  # fmt: skip
+    run.rows.append(row)
+    if env.main:
+        _save(run, epoch, metrics, improved)
+    run.say(_epoch_line(row, tc["epochs"], improved))
+    return seconds
+
+
+def _save(run: Run, epoch: int, metrics: dict, improved: bool) -> None:
+    """best/, then last/, then the log: a kill between them loses nothing on resume."""
+    extra = _best_extra(run.cfg, run.data.split, epoch + 1, metrics)
+    if improved:
+        run.model.save_pretrained(run.out / "best", extra=extra,
+                                  json_files={"split.json": run.data.split.to_dict(), SEEN: run.seen})  # fmt: skip
+    save_training_state(run.out / "last", run.model, run.optimizer,
+                        {**run.state, "scheduler": run.sched.state_dict(), "scaler": run.scaler.state_dict(),
+                         "log": run.rows}, extra)  # fmt: skip
+    write_log(run.out / "log.csv", run.rows)
+    write_curves(run.out / "curves.png", run.rows)
+
+
+def _epoch_line(row: dict, epochs: int, improved: bool) -> str:
+    skipped = row["skipped_batches"]
+    return (f"epoch {row['epoch']:>3}/{epochs}  loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
+            f"val mDice {row['val_dice']:.4f}  mIoU {row['val_iou']:.4f}  lr {row['lr']:.2e}  {row['seconds']:.0f}s"
+            f"{'  *best' if improved else ''}  grad norm {row['grad_norm_median']:.2f} (max "
+            f"{row['grad_norm_max']:.2f}, {row['clipped_fraction']:.0%} clipped)"
+            f"{f'  skipped {skipped} non-finite batches' if skipped else ''}")  # fmt: skip
 
 
 def _absolute_paths(cfg: dict) -> None:
