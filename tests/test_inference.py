@@ -86,3 +86,16 @@ def test_tta_averages_probabilities_over_flips():
     ramp = torch.sigmoid(torch.linspace(-2, 2, 8)).numpy()
     assert np.allclose(plain[0, 0], ramp)
     assert np.allclose(tta[0], 0.5, atol=1e-6)  # the ramp and its mirror average out
+
+
+def test_flip_tta_is_one_definition_for_tensors_and_arrays():
+    from nexnet.inference.tta import averaged_over_flips
+
+    x = np.arange(2 * 1 * 3 * 4, dtype=np.float32).reshape(2, 1, 3, 4)
+    ramp = lambda a: a[..., :1, :] * 0 + np.linspace(0, 1, a.shape[-1], dtype=np.float32)  # noqa: E731
+    mean = averaged_over_flips(ramp, x, True, lambda a, d: np.flip(a, d))
+    assert np.allclose(mean, 0.5)  # a left-to-right ramp and its mirror average out
+    tensor_mean = averaged_over_flips(lambda t: torch.from_numpy(ramp(t.numpy())), torch.from_numpy(x), True,
+                                      lambda t, d: t.flip(d))  # fmt: skip
+    assert np.allclose(tensor_mean.numpy(), mean)
+    assert np.array_equal(averaged_over_flips(ramp, x, False, lambda a, d: np.flip(a, d)), ramp(x))

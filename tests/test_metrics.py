@@ -101,3 +101,19 @@ def test_agrees_with_monai_dice_iou_and_hd95():
         assert ours["dice"] == pytest.approx(dice[i].item(), abs=1e-6)
         assert ours["iou"] == pytest.approx(iou[i].item(), abs=1e-6)
         assert ours["hd95"] == pytest.approx(hd[i].item(), abs=1e-4)
+
+
+def test_batch_dice_iou_on_tensors_follows_the_per_case_rules():
+    from nexnet.evaluation.metrics import batch_dice_iou, case_metrics
+
+    gt = np.zeros((4, 6, 6), bool)
+    pred = np.zeros((4, 6, 6), bool)
+    gt[0, :3], pred[0, :2] = True, True  # overlap: Dice 2*12/(12+18) = 0.8, IoU 12/18
+    gt[1, :3] = True  # prediction empty: 0 and 0
+    pred[2, :3] = True  # ground truth empty: 0 and 0
+    # case 3: both empty: 1 and 1
+    dice, iou = batch_dice_iou(torch.from_numpy(pred), torch.from_numpy(gt))
+    assert dice.tolist() == pytest.approx([0.8, 0.0, 0.0, 1.0]) and iou.tolist() == pytest.approx([2 / 3, 0, 0, 1])
+    expected = [case_metrics(p, g, with_hd95=False) for p, g in zip(pred, gt)]
+    assert dice.tolist() == pytest.approx([m["dice"] for m in expected])
+    assert iou.tolist() == pytest.approx([m["iou"] for m in expected])

@@ -3,9 +3,9 @@ entry point a run takes its data from (``prepare_data``)."""
 
 from .adapters import ADAPTERS, Adapter, get_adapter
 from .augment import Augment
-from .cache import ArrayCache, CaseFacts, build_arrays, scan
+from .cache import ArrayCache, CaseFacts, build_arrays, resize_image, scan
 from .discovery import Discovery, Pair
-from .loader import Batch, BatchLoader
+from .loader import Batch, BatchLoader, to_model_input
 from .prepare import SEEN, RunData, discover_and_split, prepare_data, refuse_seen_pixels
 from .readers import read_image, read_mask
 from .splits import Split, build_split
@@ -13,5 +13,5 @@ from .splits import Split, build_split
 __all__ = [
     "ADAPTERS", "Adapter", "ArrayCache", "Augment", "Batch", "BatchLoader", "CaseFacts", "Discovery",
     "Pair", "RunData", "SEEN", "Split", "build_arrays", "build_split", "discover_and_split", "get_adapter",
-    "prepare_data", "read_image", "read_mask", "refuse_seen_pixels", "scan",
+    "prepare_data", "read_image", "read_mask", "refuse_seen_pixels", "resize_image", "scan", "to_model_input",
 ]  # fmt: skip

@@ -92,9 +92,15 @@ def _facts_only(pair: Pair) -> tuple:
     return None, _decode_pair(pair)[2]
 
 
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """An RGB uint8 image as every model sees it: Pillow bilinear to ``size`` x ``size``. The cache
+    and the predictor both call this, so training and inference never resize differently."""
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+
+
 def _resized(pair: Pair, size: int) -> tuple:
     image, mask, facts = _decode_pair(pair)
-    img = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    img = resize_image(image, size)
     m = Image.fromarray(mask * 255).resize((size, size), Image.BILINEAR)
     return (img, (np.asarray(m) > 127).astype(np.uint8)), facts
 

@@ -68,8 +68,16 @@ class BatchLoader:
             imgs = torch.from_numpy(np.ascontiguousarray(self.images[sorted_rows][pos]))
             msks = torch.from_numpy(np.ascontiguousarray(self.masks[sorted_rows][pos]))
             non_blocking = self.device.type == "cuda"
-            imgs = imgs.to(self.device, non_blocking=non_blocking).permute(0, 3, 1, 2).float().div_(255)
+            imgs = to_model_input(imgs, self.device, non_blocking)
             msks = msks.to(self.device, non_blocking=non_blocking).unsqueeze(1).float()
             if self.augment is not None:
                 imgs, msks = self.augment(imgs, msks, gen)
             yield Batch(imgs.contiguous(), msks, rows)
+
+
+def to_model_input(images: np.ndarray | torch.Tensor, device: torch.device | str,
+                   non_blocking: bool = False) -> torch.Tensor:  # fmt: skip
+    """``(N, H, W, 3)`` uint8 -> ``(N, 3, H, W)`` float32 in [0, 1] on ``device``: what every model
+    takes (no mean/std normalisation); a channels_last view of the uploaded bytes."""
+    t = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
+    return t.to(device, non_blocking=non_blocking).permute(0, 3, 1, 2).float().div_(255)

@@ -2,7 +2,8 @@
 summaries and the authors' protocol."""
 
 from .evaluator import evaluate
+from .metrics import batch_dice_iou, case_metrics
 from .scorer import score
 from .summary import format_summary, summarise
 
-__all__ = ["evaluate", "format_summary", "score", "summarise"]
+__all__ = ["batch_dice_iou", "case_metrics", "evaluate", "format_summary", "score", "summarise"]

@@ -12,9 +12,11 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 METRICS = ("dice", "iou", "precision", "recall", "specificity", "accuracy", "hd95")
+BOTH_EMPTY = 1.0  # the score when neither mask has foreground: nothing to find, nothing found
 
 
 def confusion(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, int, int]:
@@ -30,8 +32,19 @@ def confusion(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, int, int]:
 
 def _ratio(num: int, den: int, both_empty: bool) -> float:
     if den == 0:
-        return 1.0 if both_empty else 0.0
+        return BOTH_EMPTY if both_empty else 0.0
     return num / den
+
+
+def batch_dice_iou(pred: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-case Dice and IoU of ``(B, ...)`` binary tensors, on their device, with ``case_metrics``'s
+    empty-mask rule (validation during training uses it at network resolution)."""
+    pred, gt = pred.flatten(1).float(), gt.flatten(1).float()
+    inter, total = (pred * gt).sum(1), pred.sum(1) + gt.sum(1)
+    empty = total == 0
+    dice = torch.where(empty, BOTH_EMPTY, 2 * inter / total.clamp(min=1))
+    iou = torch.where(empty, BOTH_EMPTY, inter / (total - inter).clamp(min=1))
+    return dice, iou
 
 
 def boundary(mask: np.ndarray) -> np.ndarray:
@@ -115,7 +128,7 @@ def authors_protocol_dice(
             pred = p > t
             tp = np.count_nonzero(pred & g)
             den = np.count_nonzero(pred) + np.count_nonzero(g)
-            d = 1.0 if den == 0 else 2 * tp / den
+            d = BOTH_EMPTY if den == 0 else 2 * tp / den
             if d > best[0]:
                 best = (d, float(t))
         dices.append(best[0])

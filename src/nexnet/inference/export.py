@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import read_image
+from ..data import read_image, resize_image, to_model_input
 from ..errors import NexnetError
 from ..io import write_with
 from ..outputs import refuse_inside_sources
 from ..synthetic import synthetic_case
-from .predictor import Predictor, resize_input
+from .predictor import Predictor
+from .tta import averaged_over_flips
 
 TOLERANCE = 1e-4
 INSTALL_HINT = "pip install 'nexnet-seg[onnx]' (or: pip install onnx onnxruntime)"
@@ -88,7 +89,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, dynamic: bool = False, 
         picture, label = read_image(image), Path(image).name
     else:
         picture, label = synthetic_case(0, 180, 240)[0], "a synthetic polyp-like image"
-    as_input = torch.from_numpy(np.array(resize_input(picture, size))).permute(2, 0, 1)[None].float() / 255
+    as_input = to_model_input(resize_image(picture, size)[None], "cpu").contiguous()
     checks = {"random input": example, label: as_input}
     if dynamic:
         checks["random input at another size"] = torch.rand(2, 3, size + 32, size + 64)
@@ -135,16 +136,15 @@ class OnnxPredictor:
             raise NexnetError(f"--onnx {path}: not exported by 'nexnet export' (no image_size metadata)")
         return cls(session, int(meta["image_size"]), float(meta.get("threshold", 0.5)), str(path))
 
+    def _probabilities(self, x: np.ndarray) -> np.ndarray:
+        logits = self.session.run(None, {"image": np.ascontiguousarray(x, dtype=np.float32)})[0][:, :1]
+        return 1 / (1 + np.exp(-logits))
+
     def probabilities(self, images: np.ndarray, batch_size: int = 8, tta: bool = False) -> np.ndarray:
+        """As ``Predictor.probabilities``, through onnxruntime."""
         out = []
         for start in range(0, len(images), batch_size):
-            x = np.asarray(images[start : start + batch_size], dtype=np.float32).transpose(0, 3, 1, 2) / 255
-            flips = [(), (3,), (2,), (2, 3)] if tta else [()]
-            acc = np.zeros((x.shape[0], x.shape[2], x.shape[3]), np.float32)
-            for dims in flips:
-                xi = np.flip(x, dims).copy() if dims else x
-                logits = self.session.run(None, {"image": np.ascontiguousarray(xi)})[0][:, :1]
-                p = 1 / (1 + np.exp(-logits))
-                acc += (np.flip(p, dims) if dims else p)[:, 0]
-            out.append(acc / len(flips))
+            x = to_model_input(images[start : start + batch_size], "cpu").numpy()
+            p = averaged_over_flips(self._probabilities, x, tta, lambda a, dims: np.flip(a, dims))
+            out.append(p[:, 0])
         return np.concatenate(out)

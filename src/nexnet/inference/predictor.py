@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..data import read_image
+from ..data import read_image, resize_image, to_model_input
 from ..errors import NexnetError
 from ..models import from_pretrained
 from ..models.base import checkpoint_folder, read_config
 from ..runtime import autocast, autocast_dtype, pick_device, place_model
 from .graphs import GraphedForward
+from .tta import averaged_over_flips
 
 
 @dataclass
@@ -101,14 +101,9 @@ class Predictor:
         out = []
         with autocast(self.amp, self.device):  # one region: weights are cast to bf16 once, not per batch
             for start in range(0, len(images), batch_size):
-                x = torch.from_numpy(np.array(images[start : start + batch_size], copy=True))
-                x = x.to(self.device).permute(0, 3, 1, 2).float().div_(255)
-                flips: Iterable[tuple[int, ...]] = [(), (3,), (2,), (2, 3)] if tta else [()]
-                acc = torch.zeros(x.shape[0], 1, *x.shape[2:], device=self.device)
-                for dims in flips:
-                    p = self.forward(x.flip(dims) if dims else x)
-                    acc += p.flip(dims) if dims else p
-                out.append((acc / len(flips))[:, 0].cpu().numpy())
+                x = to_model_input(images[start : start + batch_size], self.device)
+                p = averaged_over_flips(self.forward, x, tta, lambda t, dims: t.flip(dims))
+                out.append(p[:, 0].cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size), np.float32)
 
 
@@ -137,13 +132,8 @@ def as_rgb(image: np.ndarray | Image.Image | str | Path) -> np.ndarray:
 def predict_mask(pred: Predictor, image: np.ndarray, tta: bool = False) -> np.ndarray:
     """The ``(H, W)`` bool mask of an ``(H, W, 3)`` uint8 image; ``pred``: a ``Predictor`` or anything
     with its ``probabilities``, ``image_size`` and ``threshold`` (the ONNX predictor)."""
-    prob = pred.probabilities(resize_input(image, pred.image_size)[None], tta=tta)[0]
+    prob = pred.probabilities(resize_image(image, pred.image_size)[None], tta=tta)[0]
     return to_original_size(prob, *image.shape[:2]) > pred.threshold
-
-
-def resize_input(image: np.ndarray, size: int) -> np.ndarray:
-    """An RGB uint8 image resized as the training cache resizes (Pillow bilinear)."""
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
 
 def to_original_size(prob: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data import SEEN, build_arrays, discover_and_split
+from ..data import SEEN, build_arrays, discover_and_split, to_model_input
 from ..errors import NexnetError
 from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model
@@ -78,7 +78,7 @@ def _batches(images: np.ndarray, rows: np.ndarray, size: int, device: torch.devi
     stop = len(rows) - len(rows) % size if drop_last and len(rows) >= size else len(rows)
     for i in range(0, stop, size):
         idx = np.sort(rows[i : i + size])
-        yield torch.from_numpy(np.array(images[idx])).to(device).permute(0, 3, 1, 2).float().div_(255)
+        yield to_model_input(images[idx], device)
 
 
 def _check_out(cfg: dict, out: Path) -> None:

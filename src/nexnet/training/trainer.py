@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from ..data import SEEN, Augment, BatchLoader, RunData, Split, discover_and_split, prepare_data
 from ..errors import NexnetError
+from ..evaluation import batch_dice_iou
 from ..io import atomic_write_text
 from ..models import create_model
 from ..models.registry import upgrade_config
@@ -50,13 +51,9 @@ def validate(model: torch.nn.Module, loader: BatchLoader, loss_fn: torch.nn.Modu
             logits = model(batch.images)
         logits = logits.float()
         losses.append(loss_fn(logits, batch.masks).item() * len(batch.index))
-        pred = (logits > 0).flatten(1).float()
-        gt = batch.masks.flatten(1)
-        inter, total = (pred * gt).sum(1), pred.sum(1) + gt.sum(1)
-        union = total - inter
-        empty = total == 0
-        dices += torch.where(empty, 1.0, 2 * inter / total.clamp(min=1)).tolist()
-        ious += torch.where(empty, 1.0, inter / union.clamp(min=1)).tolist()
+        dice, iou = batch_dice_iou(logits > 0, batch.masks)
+        dices += dice.tolist()
+        ious += iou.tolist()
     n = max(len(dices), 1)
     return {"val_loss": sum(losses) / n, "val_dice": float(np.mean(dices)), "val_iou": float(np.mean(ious))}
 
