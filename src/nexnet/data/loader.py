@@ -79,5 +79,8 @@ def to_model_input(images: np.ndarray | torch.Tensor, device: torch.device | str
                    non_blocking: bool = False) -> torch.Tensor:  # fmt: skip
     """``(N, H, W, 3)`` uint8 -> ``(N, 3, H, W)`` float32 in [0, 1] on ``device``: what every model
     takes (no mean/std normalisation); a channels_last view of the uploaded bytes."""
-    t = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, torch.Tensor):
+        array = np.ascontiguousarray(images)
+        images = torch.from_numpy(array if array.flags.writeable else array.copy())  # a read-only memory map
+    t = images
     return t.to(device, non_blocking=non_blocking).permute(0, 3, 1, 2).float().div_(255)
