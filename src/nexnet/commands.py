@@ -17,7 +17,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     from .io import atomic_write_json
     from .models import create_model, list_models
-    from .profile import format_table, profile_model
+    from .profile import format_table, profile_model, ssl_parameter_note
     from .training.config import check_count, check_image_size
 
     if args.threads:
@@ -63,23 +63,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
         atomic_write_text(args.markdown, format_markdown(rows) + "\n")
         print(f"wrote {args.markdown}")
     return 0
-
-
-def ssl_parameter_note() -> str:
-    from .models import create_model
-    from .profile import count_parameters
-
-    fused, plain, ae = (create_model(n) for n in ("nexnet_seg_ssl", "nexnet_seg", "ssl_autoencoder"))
-    enc = count_parameters(fused.ssl_encoder)
-    seg = count_parameters(fused) - enc
-    m = lambda n: f"{n / 1e6:.2f}M"  # noqa: E731
-    return (
-        f"nexnet_seg_ssl: {m(count_parameters(fused))}, every one used in the forward pass: the segmentation "
-        f"network ({m(seg)}, of which {m(seg - count_parameters(plain))} "
-        f"take the 1024-channel embedding at the bottleneck) plus the autoencoder's encoder ({m(enc)}). "
-        f"The whole autoencoder is {m(count_parameters(ae))}; its decoder and MaSA side branches "
-        f"({m(count_parameters(ae) - enc)}) run only in pretraining and are not part of the model."
-    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -217,3 +217,20 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         mem = f"{r['peak_mb']:9.0f}" if r.get("peak_mb") is not None else f"{'-':>9}"
         lines.append(f"{r['model']:<16} {r['params_m']:10.2f} {r['gmacs']:8.2f} {r['gflops']:8.2f} {lat} {ips} {mem}")
     return "\n".join(lines)
+
+
+def ssl_parameter_note() -> str:
+    """What the SSL-fused model's parameters are made of (the paper counts them differently)."""
+    from .models import create_model
+
+    fused, plain, ae = (create_model(n) for n in ("nexnet_seg_ssl", "nexnet_seg", "ssl_autoencoder"))
+    enc = count_parameters(fused.ssl_encoder)
+    seg = count_parameters(fused) - enc
+    m = lambda n: f"{n / 1e6:.2f}M"  # noqa: E731
+    return (
+        f"nexnet_seg_ssl: {m(count_parameters(fused))}, every one used in the forward pass: the segmentation "
+        f"network ({m(seg)}, of which {m(seg - count_parameters(plain))} "
+        f"take the 1024-channel embedding at the bottleneck) plus the autoencoder's encoder ({m(enc)}). "
+        f"The whole autoencoder is {m(count_parameters(ae))}; its decoder and MaSA side branches "
+        f"({m(count_parameters(ae) - enc)}) run only in pretraining and are not part of the model."
+    )

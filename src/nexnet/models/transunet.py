@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import SegmentationModel
+from .blocks import DoubleConv
 from .input_checks import check_image_batch
 from .registry import register_model
 from .upsample import upsample_bilinear
@@ -95,10 +96,7 @@ class ViTBlock(nn.Module):
 class DecoderBlock(nn.Module):
     def __init__(self, cin: int, cout: int, skip: int) -> None:
         super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(cin + skip, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        )  # fmt: skip
+        self.conv = DoubleConv(cin + skip, cout)  # the same layers (and weight names) as UNet's
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         x = upsample_bilinear(x, scale_factor=2)

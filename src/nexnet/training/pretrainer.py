@@ -15,7 +15,7 @@ from ..errors import NexnetError
 from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model
 from ..models.ssl_autoencoder import SSLAutoencoder
-from ..outputs import refuse_foreign_files, refuse_inside_sources
+from ..outputs import refuse_existing_run, refuse_foreign_files, refuse_inside_sources
 from ..plots import image_grid, line_chart, save_png
 from ..runtime import pick_device, place_model
 from .config import check_count, check_image_size, check_real, dump
@@ -122,8 +122,7 @@ def _validate(model, images, rows, loss_fn, noise, device, batch) -> dict[str, f
 
 def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
     out = Path(out)
-    if not resume and (out / "last").exists():
-        raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
+    refuse_existing_run(out, resume)
     if "datasets" in cfg:
         cfg.setdefault("split_seed", cfg.get("seed", 0))  # runs from before --split-seed split with --seed
     check_pretrain_numbers(cfg)  # before any decoding

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save
 
 from ..errors import NexnetError
 from ..io import atomic_directory, atomic_write_bytes, atomic_write_json
-from ..models.base import CONFIG_NAME, checkpoint_config
+from ..models.base import CONFIG_NAME, checkpoint_config, state_dict_tensors
 
 TENSOR = "__tensor__"
 
@@ -54,7 +54,7 @@ def save_training_state(directory: Path, model: torch.nn.Module, optimizer: torc
         "rng": split_tensors({"torch": torch.get_rng_state()}, "rng", tensors),
         **extra,
     }
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = state_dict_tensors(model)
     with atomic_directory(directory) as tmp:
         atomic_write_bytes(tmp / "model.safetensors", save(weights))
         atomic_write_bytes(tmp / "state.safetensors", save(tensors) if tensors else save({}))

@@ -19,7 +19,7 @@ from ..evaluation import batch_dice_iou
 from ..io import atomic_write_text
 from ..models import create_model
 from ..models.registry import upgrade_config
-from ..outputs import refuse_foreign_files, refuse_inside_sources
+from ..outputs import refuse_existing_run, refuse_foreign_files, refuse_inside_sources
 from ..runtime import autocast, autocast_dtype, pick_device, place_model, slow_autocast_note
 from . import distributed as D
 from .config import check_run_numbers, dump, fit_warmup, load_yaml, model_kwargs
@@ -139,8 +139,7 @@ def _checked_model(cfg: dict, out: Path, resume: bool, device: torch.device,
     """The output folder, the model, the numbers, the schedule and the precision, each refused in one
     line before any image is decoded; the model built (on the CPU) with the run's seed."""
     tc = cfg["train"]
-    if not resume and (out / "last").exists():
-        raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
+    refuse_existing_run(out, resume)
     refuse_inside_sources(out, "--out", {"--data-root": cfg["data"]["data_root"]})
     _absolute_paths(cfg)  # so that --resume works from any folder
     refuse_foreign_files(out, "--out")
