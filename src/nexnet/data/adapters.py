@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ..errors import DataError
 from .discovery import Discovery, best_mask_suffix, pair_folders
+from .sequences import cvc_splits
+from .split_tools import Parts, from_list, shipped_list
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,10 @@ class Adapter:
     splits: tuple[str, ...]
     default_split: str
     options: dict = field(default_factory=dict)
+    # The dataset's own splits: (name, sorted ids, seed, notes to append) -> (train, val, test), or
+    # None for a split every dataset has (paper, kfold, seeded, its release's official parts).
+    own_splits: Callable[[str, list[str], int, list[str]], Parts | None] | None = None
+    official: str | None = None  # what "official" means for a release without official parts
 
     def locate(self, root: Path) -> Path:
         """The dataset folder: ``root`` itself or a usual-named folder up to two levels below it."""
@@ -108,6 +114,14 @@ def _folder(folder: Path, opts: dict) -> Discovery:
     return pair_folders(folder / "images", folder / "masks", suffix)
 
 
+def _kvasir_splits(name: str, ids: list[str], seed: int, notes: list[str]) -> Parts | None:
+    """Kvasir-SEG's own splits: the shipped test lists of PraNet and of Medico 2020."""
+    if name not in ("pranet", "medico2020"):
+        return None
+    train, test = from_list(ids, shipped_list(f"kvasir_{name}_test.txt"), f"kvasir {name}")
+    return train, [], test
+
+
 COMMON_SPLITS = ("paper", "kfold:K/N", "seeded")
 
 ADAPTERS: dict[str, Adapter] = {
@@ -117,6 +131,7 @@ ADAPTERS: dict[str, Adapter] = {
             "kvasir", "Kvasir-SEG", "Kvasir-SEG/images/<id>.jpg and Kvasir-SEG/masks/<id>.jpg",
             ("images",), ("Kvasir-SEG", "kvasir-seg", "kvasir_seg", "Kvasir_SEG"), _kvasir,
             ("official", "medico2020", "pranet", *COMMON_SPLITS), "pranet",
+            own_splits=_kvasir_splits, official="medico2020",
         ),
         Adapter(
             "cvc_clinicdb", "CVC-ClinicDB",
@@ -125,6 +140,7 @@ ADAPTERS: dict[str, Adapter] = {
             ("Original", "PNG/Original", "TIF/Original"), ("CVC-ClinicDB", "cvc-clinicdb", "cvc_clinicdb",
                                                           "CVC_ClinicDB"),
             _cvc, ("official", "pranet", "sequence", "seqfold:K/N", *COMMON_SPLITS), "pranet",
+            own_splits=cvc_splits, official="pranet",
         ),
         Adapter(
             "isic2016", "ISIC 2016", "ISBI2016_ISIC_Part1_{Training,Test}_Data/ISIC_<id>.jpg and "

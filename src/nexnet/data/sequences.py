@@ -1,4 +1,4 @@
-"""Sequence-grouped splits of CVC-ClinicDB: every frame of one video sits in one part.
+"""CVC-ClinicDB's own splits, video-grouped ones above all: every frame of one video in one part.
 
 Its 612 frames come from 29 colonoscopy videos, and neighbouring frames of a video are near
 twins. A random frame split (PraNet's ``pranet``) puts twins on both sides; ``sequence`` and
@@ -13,6 +13,7 @@ from importlib import resources
 import numpy as np
 
 from ..errors import DataError
+from .split_tools import Parts, parse_kfold
 
 # PraNet's test share (62 of 612 frames), and the share of training frames carved for validation.
 TEST_SHARE, VAL_SHARE = 62 / 612, 0.1
@@ -70,3 +71,22 @@ def sequence_split(ids: list[str], name: str, seed: int, folds: tuple[int, int] 
     val_seqs, _ = _take(rest, sizes, VAL_SHARE * sum(sizes[s] for s in rest))
     part = {s: "test" if s in test_seqs else "val" if s in val_seqs else "train" for s in sizes}
     return tuple(sorted(i for i in ids if part[seq[i]] == p) for p in ("train", "val", "test"))  # type: ignore[return-value]
+
+
+def cvc_splits(name: str, ids: list[str], seed: int, notes: list[str]) -> Parts | None:
+    """CVC-ClinicDB's own splits (its adapter's hook): ``pranet`` and the video-grouped ones."""
+    if name == "pranet":
+        # PraNet's exact 62 frames are not distributed with CVC-ClinicDB: same sizes, seeded.
+        n_test = round(len(ids) * 62 / 612)
+        perm = np.random.default_rng(seed).permutation(len(ids))
+        notes.append(
+            "CVC-ClinicDB pranet: a seeded random 550/62-proportioned split, as PraNet made one; their "
+            "exact frame list is not distributed. Frames of one video land on both sides, so test frames have "
+            "near-twins in training: the sequence and seqfold:K/N splits keep each video in one part"
+        )
+        return sorted(ids[i] for i in perm[n_test:]), [], sorted(ids[i] for i in perm[:n_test])
+    if name == "sequence" or name.startswith("seqfold:"):
+        folds = parse_kfold(name) if name.startswith("seqfold:") else None
+        notes.append(f"CVC-ClinicDB {name}: whole videos per part (29 sequences, published frame ranges), seed {seed}")
+        return sequence_split(ids, name, seed, folds)
+    return None

@@ -6,15 +6,15 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_write_json
+from .adapters import ADAPTERS
 from .discovery import Discovery
-from .sequences import sequence_split
+from .split_tools import Parts, parse_kfold
 
 VAL_FRACTION = 0.1
 SEEDED_TEST_FRACTION = 0.2
@@ -61,11 +61,6 @@ class Split:
             raise DataError(f"{path}: not a split file written by nexnet ({e})") from None
 
 
-def shipped_list(name: str) -> list[str]:
-    text = resources.files("nexnet.data").joinpath("split_lists", name).read_text()
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 def carve_val(train: list[str], seed: int, fraction: float = VAL_FRACTION) -> tuple[list[str], list[str]]:
     """A seeded ``fraction`` of ``train`` (rounded, at least one when train has two or more) as validation."""
     ids = sorted(train)
@@ -84,18 +79,6 @@ def sklearn_style_split(ids: list[str], test_fraction: float, seed: int) -> tupl
     return [ids[i] for i in perm[n_test:]], [ids[i] for i in perm[:n_test]]
 
 
-def _from_list(ids: list[str], test_ids: list[str], what: str) -> tuple[list[str], list[str]]:
-    test_set = set(test_ids)
-    missing = sorted(test_set - set(ids))
-    if missing:
-        raise DataError(f"{what}: {len(missing)} listed test cases are not in the data (e.g. {missing[0]})")
-    return [i for i in ids if i not in test_set], sorted(test_set)
-
-
-Parts = tuple[list[str], list[str], list[str]]  # train, val (empty: carve one from train), test
-OFFICIAL = {"kvasir": "medico2020", "cvc_clinicdb": "pranet"}  # what "official" means where a release has none
-
-
 def build_split(dataset: str, found: Discovery, name: str, seed: int = 0) -> Split:
     """Make the named split of the pairs an adapter found."""
     if Path(name).suffix == ".json" and Path(name).is_file():
@@ -103,10 +86,12 @@ def build_split(dataset: str, found: Discovery, name: str, seed: int = 0) -> Spl
     ids = sorted(p.id for p in found.pairs)
     if not ids:
         raise DataError(f"{dataset}: no usable pairs to split")
-    if name == "official":
-        name = OFFICIAL.get(dataset, name)
+    adapter = ADAPTERS.get(dataset)
+    if name == "official" and adapter is not None and adapter.official:
+        name = adapter.official
     notes: list[str] = []
-    parts = _dataset_split(dataset, name, ids, seed, notes) or _generic_split(dataset, name, ids, found, seed, notes)
+    own = adapter.own_splits(name, ids, seed, notes) if adapter is not None and adapter.own_splits else None
+    parts = own or _generic_split(dataset, name, ids, found, seed, notes)
     train, val, test = parts
     if not val and len(train) > 1:
         train, val = carve_val(train, seed)
@@ -127,28 +112,6 @@ def _saved_split(path: str, found: Discovery) -> Split:
     return split
 
 
-def _dataset_split(dataset: str, name: str, ids: list[str], seed: int, notes: list[str]) -> Parts | None:
-    """The splits only one dataset has: Kvasir's shipped lists, CVC-ClinicDB's pranet and videos."""
-    if dataset == "kvasir" and name in ("pranet", "medico2020"):
-        train, test = _from_list(ids, shipped_list(f"kvasir_{name}_test.txt"), f"kvasir {name}")
-        return train, [], test
-    if dataset == "cvc_clinicdb" and name == "pranet":
-        # PraNet's exact 62 frames are not distributed with CVC-ClinicDB: same sizes, seeded.
-        n_test = round(len(ids) * 62 / 612)
-        perm = np.random.default_rng(seed).permutation(len(ids))
-        notes.append(
-            "CVC-ClinicDB pranet: a seeded random 550/62-proportioned split, as PraNet made one; their "
-            "exact frame list is not distributed. Frames of one video land on both sides, so test frames have "
-            "near-twins in training: the sequence and seqfold:K/N splits keep each video in one part"
-        )
-        return sorted(ids[i] for i in perm[n_test:]), [], sorted(ids[i] for i in perm[:n_test])
-    if dataset == "cvc_clinicdb" and (name == "sequence" or name.startswith("seqfold:")):
-        folds = _parse_kfold(name) if name.startswith("seqfold:") else None
-        notes.append(f"CVC-ClinicDB {name}: whole videos per part (29 sequences, published frame ranges), seed {seed}")
-        return sequence_split(ids, name, seed, folds)
-    return None
-
-
 def _generic_split(dataset: str, name: str, ids: list[str], found: Discovery, seed: int, notes: list[str]) -> Parts:
     """official (the release's own parts), paper, kfold:K/N and seeded, for any dataset."""
     if name == "official":
@@ -167,7 +130,7 @@ def _generic_split(dataset: str, name: str, ids: list[str], found: Discovery, se
         return train, val, test
     perm = np.random.default_rng(seed).permutation(len(ids))
     if name.startswith("kfold:"):
-        k, n = _parse_kfold(name)
+        k, n = parse_kfold(name)
         fold = set(np.array_split(perm, k)[n - 1].tolist())
         return [ids[i] for i in range(len(ids)) if i not in fold], [], [ids[i] for i in sorted(fold)]
     if name == "seeded":
@@ -175,17 +138,6 @@ def _generic_split(dataset: str, name: str, ids: list[str], found: Discovery, se
         return sorted(ids[i] for i in perm[n_test:]), [], sorted(ids[i] for i in perm[:n_test])
     raise DataError(f"split {name!r} does not apply to {dataset} (try official, pranet, medico2020, "
                     "paper, kfold:5/1, seeded, CVC's sequence or seqfold:5/1, or a split.json file)")  # fmt: skip
-
-
-def _parse_kfold(name: str) -> tuple[int, int]:
-    try:
-        k, n = (int(v) for v in name.split(":", 1)[1].split("/"))
-    except ValueError:
-        kind = name.split(":", 1)[0]
-        raise DataError(f"split {name!r}: write {kind}:K/N, e.g. {kind}:5/1 for fold 1 of 5") from None
-    if not (k >= 2 and 1 <= n <= k):
-        raise DataError(f"split {name!r}: need K >= 2 and 1 <= N <= K")
-    return k, n
 
 
 def check_overlap(split: Split) -> list[str]:

@@ -65,7 +65,9 @@ def train(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = False)
     device = pick_device(cfg["train"]["device"], env.local_rank)
     D.init(env, device)
     try:
-        return _train(cfg, out, resume, quiet, env, device)
+        result = _train(cfg, out, resume, quiet, env, device)
+        D.barrier(env)  # rank 0 may still be writing best/ and last/: leave the group together
+        return result
     finally:
         D.shutdown(env)
 
