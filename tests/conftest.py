@@ -17,3 +17,11 @@ def shared_dataset(rel: str) -> Path:
 def _private_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own array cache, so tests neither share nor leave state."""
     monkeypatch.setenv("NEXNET_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """24 tiny synthetic polyp-like pairs (40-56 px), made once per test module."""
+    from nexnet.synthetic import make_synthetic_dataset
+
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), n=24, size_range=(40, 56))

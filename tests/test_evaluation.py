@@ -4,22 +4,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import yaml
 from PIL import Image
 from tiny import log_rows, tiny_cfg
 
 from nexnet.cli import main
-from nexnet.synthetic import make_synthetic_dataset
 from nexnet.training.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), n=24, size_range=(40, 56))
 
 
 def test_train_evaluate_predict_score_end_to_end(data, tmp_path, capsys):

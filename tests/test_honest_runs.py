@@ -3,7 +3,6 @@ evaluation on another split, scoring with missing predictions, DDP decisions and
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -14,23 +13,18 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from tiny import free_port
 
 import nexnet.training.trainer as trainer_module
 from nexnet.cli import main
 from nexnet.data import build_split, get_adapter
 from nexnet.errors import DataError, NexnetError
 from nexnet.evaluation import evaluate, score
-from nexnet.synthetic import make_synthetic_dataset
 from nexnet.training.config import resolve
 from nexnet.training.pretrainer import PRETRAIN_DEFAULTS, pretrain
 from nexnet.training.trainer import train
 
 TINY = ["model.widths=[4,4,8,8,8,8]", "train.warmup_epochs=1", "train.lr=0.003", "train.eval_batch_size=8"]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), n=24, size_range=(40, 56))
 
 
 def tiny_cfg(data, epochs=1, split_seed=0, extra=()):
@@ -262,9 +256,7 @@ def test_two_gloo_ranks_validate_one_model_and_agree_on_every_decision(data, tmp
     (tmp_path / "rank.py").write_text(textwrap.dedent(RANK_SCRIPT))
     (tmp_path / "cfg.json").write_text(json.dumps(tiny_cfg(data, epochs=3)))
     run = tmp_path / "ddp"
-    with socket.socket() as s:  # a free port, so that parallel runs do not collide
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
+    port = free_port()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
            str(tmp_path / "rank.py"), str(tmp_path / "cfg.json"), str(run)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}

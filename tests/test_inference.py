@@ -4,21 +4,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 from tiny import tiny_cfg
 
 from nexnet.cli import main
-from nexnet.synthetic import make_synthetic_dataset
 from nexnet.training.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), n=24, size_range=(40, 56))
 
 
 def test_evaluate_and_predict_under_bf16_autocast(data, tmp_path, capsys):

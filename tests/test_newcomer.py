@@ -11,16 +11,10 @@ from PIL import Image
 import nexnet
 from nexnet.cli import main
 from nexnet.errors import NexnetError
-from nexnet.synthetic import make_synthetic_dataset
 from nexnet.training.config import resolve
 from nexnet.training.trainer import train
 
 TINY = ["model.widths=[4,4,8,8,8,8]", "train.warmup_epochs=1", "train.lr=0.003", "train.eval_batch_size=8"]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), n=24, size_range=(40, 56))
 
 
 @pytest.fixture(scope="module")

@@ -12,23 +12,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from tiny import cli_train, log_rows, tiny_cfg
+from tiny import cli_train, free_port, log_rows, tiny_cfg
 
 import nexnet
 from nexnet.cli import main
 from nexnet.errors import NexnetError
-from nexnet.synthetic import make_synthetic_dataset
 from nexnet.training.config import DEFAULTS, PAPER_FORM, PAPER_RECIPE, resolve
 from nexnet.training.losses import DiceBCELoss, positive_weight
 from nexnet.training.schedule import WarmupPlateau
 from nexnet.training.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), n=24, size_range=(40, 56))
 
 
 def test_default_yaml_is_the_default_recipe_and_paper_exact_the_papers():
@@ -188,7 +182,7 @@ def test_sigkill_mid_epoch_then_resume_finishes(data, tmp_path):
 
 def test_two_process_gloo_torchrun(data, tmp_path):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
            "-m", "nexnet", *cli_train(data, run, "--epochs", "2")[3:]]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]

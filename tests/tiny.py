@@ -1,5 +1,6 @@
 """Tiny synthetic runs shared by the training, evaluation and inference tests."""
 
+import socket
 import sys
 
 from nexnet.training.config import resolve
@@ -21,3 +22,10 @@ def cli_train(data, out, *more):
 
 def log_rows(run):
     return (run / "log.csv").read_text().splitlines()[1:]
+
+
+def free_port() -> str:
+    """A TCP port nothing listens on now, so that torchrun runs do not collide or reuse one in TIME_WAIT."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -50,8 +51,6 @@ def refuse_foreign_files(folder: str | os.PathLike, flag: str, ours: Iterable[st
 
 def refuse_foreign_json(path: str | os.PathLike, flag: str, key: str) -> None:
     """Refuse to replace ``path`` unless it is a JSON file nexnet wrote (it holds ``key``)."""
-    import json
-
     path = Path(path)
     if not path.exists():
         return

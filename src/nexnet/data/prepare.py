@@ -64,9 +64,12 @@ def discover_and_split(data_cfg: dict, split_override: str | Path | None = None)
     return found, split, list(found.problems)
 
 
-def prepare_data(data_cfg: dict, split_override: str | Path | None = None) -> RunData:
-    """Discover the dataset, make the split and build (or read) the array cache."""
-    found, split, warnings = discover_and_split(data_cfg, split_override)
+def prepare_data(data_cfg: dict, split_override: str | Path | None = None,
+                 made: tuple[Discovery, Split, list[str]] | None = None) -> RunData:  # fmt: skip
+    """Discover the dataset, make the split and build (or read) the array cache. ``made``: what
+    ``discover_and_split`` already returned for this config, so that it is not done twice."""
+    found, split, warnings = made if made is not None else discover_and_split(data_cfg, split_override)
+    warnings = list(warnings)
     arrays = build_arrays(found.pairs, int(data_cfg["image_size"]), data_cfg.get("workers"),
                           bool(data_cfg.get("skip_bad")))  # fmt: skip
     warnings += [f.error for f in arrays.facts.values() if f.error]

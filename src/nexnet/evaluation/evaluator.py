@@ -76,12 +76,13 @@ def scored_data(checkpoint: str | Path, data_cfg: dict, split_seed: int | None, 
         data_cfg = {**data_cfg, "split": str(found[0])}  # the exact cases of the training run
     seed = split_seed if split_seed is not None else (trained.seed if trained is not None else 0)
     data_cfg = {**data_cfg, "seed": seed}
+    made = discover_and_split(data_cfg)
     if trained is not None:
         if subset == "all":
             raise NexnetError(f"--subset all scores every {trained.dataset} case, and this model was trained on "
                               f"{trained.dataset}; use --subset test")  # fmt: skip
-        refuse_seen_cases(trained, discover_and_split(data_cfg)[1], subset)
-    data = prepare_data(data_cfg)
+        refuse_seen_cases(trained, made[1], subset)
+    data = prepare_data(data_cfg, made=made)
     seen_file = Path(checkpoint) / SEEN
     if not seen_file.is_file():
         say(f"note: {checkpoint} records no images it was trained on, so overlap with the scored cases "

@@ -103,8 +103,9 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     name, model, amp = _checked_model(cfg, out, resume, device, say)  # every check before any decoding
     ssl = tc.get("ssl_checkpoint") if not resume else None
     if ssl:  # a pretraining that read held-out images is refused before anything is decoded or written
-        check_ssl_ids(ssl, discover_and_split(cfg["data"])[1])
-    data = _load_data(cfg, out, resume, env, say)
+        made = discover_and_split(cfg["data"])
+        check_ssl_ids(ssl, made[1])
+    data = _load_data(cfg, out, resume, env, say, made if ssl else None)
     if ssl:
         check_ssl_pixels(ssl, data)
     if env.main:
@@ -157,15 +158,16 @@ def _checked_model(cfg: dict, out: Path, resume: bool, device: torch.device,
     return name, model, autocast_dtype(tc["amp"], device)
 
 
-def _load_data(cfg: dict, out: Path, resume: bool, env: D.DistEnv, say: Callable[[str], None]) -> RunData:
+def _load_data(cfg: dict, out: Path, resume: bool, env: D.DistEnv, say: Callable[[str], None],
+               made: tuple | None = None) -> RunData:  # fmt: skip
     """The run's data (rank 0 decodes first; the others then read the finished cache), checked for
-    enough training and validation cases."""
+    enough training and validation cases. ``made``: the discovery and split, if already made."""
     split = out / "split.json" if resume else None
     if env.main:
-        data = prepare_data(cfg["data"], split)
+        data = prepare_data(cfg["data"], split, made)
     D.barrier(env)
     if not env.main:
-        data = prepare_data(cfg["data"], split)
+        data = prepare_data(cfg["data"], split, made)
     for w in data.warnings:
         say(f"warning: {w}")
     n_train, n_val = len(data.rows("train")), len(data.rows("val"))
