@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	# The CPU build first: an unpinned resolver would pull several GB of CUDA packages.
 	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,onnx]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,onnx,serve]"
 	@touch $(STAMP)
 
 test: $(STAMP)

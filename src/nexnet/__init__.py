@@ -1,5 +1,6 @@
 """nexnet-seg: NExNet Seg and baselines for medical image segmentation."""
 
+from ._version import __version__
 from .errors import NexnetError
 from .inference import Predictor
 from .models import (
@@ -11,7 +12,6 @@ from .models import (
     save_pretrained,
 )
 
-__version__ = "0.1.0"
 __all__ = [
     "NexnetError", "Predictor", "SegmentationModel", "__version__", "create_model", "from_pretrained",
     "list_models", "register_model", "save_pretrained",

@@ -20,6 +20,7 @@ from .commands import (
     cmd_profile,
     cmd_reproduce,
     cmd_score,
+    cmd_serve,
     cmd_train,
 )
 from .errors import NexnetError
@@ -101,7 +102,7 @@ class DefaultsFormatter(argparse.HelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="nexnet",
@@ -143,7 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_flags(c)
     c.add_argument("--split-out", metavar="FILE", help="also write the split as JSON")
     c.set_defaults(func=cmd_check_data)
-    for add in (_add_train, _add_pretrain, _add_evaluate, _add_predict, _add_reproduce, _add_export, _add_score):
+    for add in (
+        _add_train,
+        _add_pretrain,
+        _add_evaluate,
+        _add_predict,
+        _add_reproduce,
+        _add_export,
+        _add_score,
+        _add_serve,
+    ):
         add(sub)
     for verb in sub.choices.values():
         verb.formatter_class = DefaultsFormatter
@@ -317,6 +327,28 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
                    help="leave out ground-truth masks that have no prediction (default: score them as empty "
                         "masks); either way summary.json counts and names them")  # fmt: skip
     s.set_defaults(func=cmd_score)
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    v = sub.add_parser("serve", help="serve a model: a web page at / and an HTTP API (POST /predict)",
+                       description="Serve one model behind a local web page (drop images, see the contour, "
+                       "move the threshold, download the mask) and an HTTP API: POST /predict with a multipart "
+                       "'image' returns the 0/255 PNG mask at the image's size, as nexnet predict writes it "
+                       "(?format=json: its facts); GET /model, GET /health; API docs at /docs. Needs the "
+                       "serve extra: pip install 'nexnet-seg[serve]'.")  # fmt: skip
+    v.add_argument("--checkpoint", default=None, help="a best/ folder or a run folder")
+    v.add_argument("--onnx", default=None, help="run this exported ONNX file through onnxruntime (with "
+                   "--checkpoint, that folder describes the model)")  # fmt: skip
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on; anything but this machine's "
+                   "own gets a warning (no authentication)")  # fmt: skip
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto: CUDA if present")
+    v.add_argument("--amp", action="store_true", help=AMP_INFERENCE_HELP)
+    v.add_argument("--tta", action="store_true", help="average over the four flips (4x the time)")
+    v.add_argument("--max-batch", type=int, default=8, help="requests that arrive together run as one batch of "
+                   "up to this many images")  # fmt: skip
+    v.add_argument("--max-upload-mb", type=float, default=30.0, help="larger uploads are refused (413)")
+    v.set_defaults(func=cmd_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -247,6 +247,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if result["failed"] else 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.server import serve
+
+    checkpoint = _checkpoint(args.checkpoint) if args.checkpoint else None
+    if args.max_batch < 1:
+        raise NexnetError(f"--max-batch {args.max_batch}: must be at least 1")
+    return serve(checkpoint, args.onnx, args.host, args.port, args.device, args.amp, args.tta, args.max_batch,
+                 args.max_upload_mb)  # fmt: skip
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from pathlib import Path
 

@@ -7,11 +7,12 @@ from .cache import ArrayCache, CaseFacts, build_arrays, resize_image, scan
 from .discovery import Discovery, Pair
 from .loader import Batch, BatchLoader, to_model_input
 from .prepare import SEEN, RunData, discover_and_split, prepare_data, refuse_seen_pixels
-from .readers import read_image, read_mask
+from .readers import read_image, read_image_bytes, read_mask
 from .splits import Split, build_split
 
 __all__ = [
     "ADAPTERS", "Adapter", "ArrayCache", "Augment", "Batch", "BatchLoader", "CaseFacts", "Discovery",
     "Pair", "RunData", "SEEN", "Split", "build_arrays", "build_split", "discover_and_split", "get_adapter",
-    "prepare_data", "read_image", "read_mask", "refuse_seen_pixels", "resize_image", "scan", "to_model_input",
+    "prepare_data", "read_image", "read_image_bytes", "read_mask", "refuse_seen_pixels", "resize_image", "scan",
+    "to_model_input",
 ]  # fmt: skip

@@ -7,8 +7,10 @@ converted, 16-bit scaled. Masks become ``(H, W)`` uint8 0/1 from every common en
 from __future__ import annotations
 
 import errno
+import io
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,74 +34,93 @@ def _check_file(path: Path) -> None:
         raise DataError(f"{path}: is empty (0 bytes)")
 
 
-def _looks_like_text(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(512)
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return all(c.isprintable() or c in "\r\n\t" for c in text)
-
-
-def _open_pil(path: Path) -> Image.Image:
+def _open_pil(source: Path | io.BytesIO, label: str | Path) -> Image.Image:
+    """``source``: a file or the bytes of one; ``label`` names it in errors."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # e.g. "Corrupt EXIF data": the pixels decide
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            im = Image.open(path)
+            im = Image.open(source)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise DataError(
-                f"{path}: refused: more than {MAX_PIXELS // 1_000_000} megapixels "
+                f"{label}: refused: more than {MAX_PIXELS // 1_000_000} megapixels "
                 "(a decompression bomb, or an image that needs downscaling first)"
             ) from None
     w, h = im.size
     if w * h > MAX_PIXELS:
         raise DataError(
-            f"{path}: refused: {w}x{h} is {w * h / 1e6:.0f} megapixels, more than "
+            f"{label}: refused: {w}x{h} is {w * h / 1e6:.0f} megapixels, more than "
             f"{MAX_PIXELS // 1_000_000} (a decompression bomb, or an image that needs downscaling first)"
         )
     try:
         im.load()
     except OSError as e:
-        raise _decode_error(path, e) from None
+        raise _decode_error(label, e) from None
     return im
 
 
-def _decode_error(path: Path, e: Exception) -> DataError:
+def _decode_error(path: str | Path, e: Exception) -> DataError:
     if "truncated" in str(e).lower():
         return DataError(f"{path}: is truncated (an incomplete download or copy?)")
     return DataError(f"{path}: cannot be decoded ({e})")
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _read_tiff(source: Path | io.BytesIO, label: str | Path) -> np.ndarray:
     import tifffile
 
     try:
-        arr = np.asarray(tifffile.imread(path))
+        arr = np.asarray(tifffile.imread(source))
     except Exception as e:  # tifffile raises many types for bad files
-        raise DataError(f"{path}: cannot be decoded as a TIFF ({e})") from None
+        raise DataError(f"{label}: cannot be decoded as a TIFF ({e})") from None
     if arr.ndim < 2 or arr.size == 0:
-        raise DataError(f"{path}: cannot be decoded as a TIFF (no pixel data)")
+        raise DataError(f"{label}: cannot be decoded as a TIFF (no pixel data)")
     return arr
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        text = head[:512].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\r\n\t" for c in text)
+
+
+def _decode(
+    source: Path | io.BytesIO, label: str | Path, tiff: bool, head: Callable[[], bytes]
+) -> Image.Image | np.ndarray:
+    """Pillow first, then tifffile for TIFFs Pillow cannot read; one-line errors naming ``label``."""
+    try:
+        return _open_pil(source, label)
+    except UnidentifiedImageError:
+        if tiff:
+            return _read_tiff(source, label)
+        if _is_text(head()):
+            raise DataError(f"{label}: is a text file, not an image") from None
+        raise DataError(f"{label}: is not an image Pillow can decode (corrupt or unknown format)") from None
+    except OSError as e:
+        if tiff:
+            return _read_tiff(source, label)
+        raise _decode_error(label, e) from None
 
 
 def decode(path: str | os.PathLike) -> Image.Image | np.ndarray:
     """Open an image file: a PIL image, or a numpy array for TIFFs that Pillow cannot read."""
     path = Path(path)
     _check_file(path)
-    try:
-        return _open_pil(path)
-    except UnidentifiedImageError:
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            return _read_tiff(path)
-        if _looks_like_text(path):
-            raise DataError(f"{path}: is a text file, not an image") from None
-        raise DataError(f"{path}: is not an image Pillow can decode (corrupt or unknown format)") from None
-    except OSError as e:
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            return _read_tiff(path)
-        raise _decode_error(path, e) from None
+
+    def head() -> bytes:
+        with open(path, "rb") as f:
+            return f.read(512)
+
+    return _decode(path, path, path.suffix.lower() in TIFF_SUFFIXES, head)
+
+
+def decode_bytes(data: bytes, label: str) -> Image.Image | np.ndarray:
+    """:func:`decode` for an image held in memory (an upload); ``label`` names it in errors."""
+    if not data:
+        raise DataError(f"{label}: is empty (0 bytes)")
+    tiff = data[:4] in (b"II*\x00", b"MM\x00*")
+    return _decode(io.BytesIO(data), label, tiff, lambda: data[:512])
 
 
 def _scale_to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -116,7 +137,7 @@ def _scale_to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(arr / scale, 0, 255).round().astype(np.uint8)
 
 
-def _check_shape(path: Path, arr: np.ndarray) -> None:
+def _check_shape(path: str | Path, arr: np.ndarray) -> None:
     h, w = arr.shape[:2]
     if min(h, w) < MIN_SIDE:
         raise DataError(f"{path}: is {w}x{h} px; both sides must be at least {MIN_SIDE} px")
@@ -124,8 +145,15 @@ def _check_shape(path: Path, arr: np.ndarray) -> None:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An ``(H, W, 3)`` uint8 RGB array."""
-    path = Path(path)
-    im = decode(path)
+    return _as_rgb(decode(path), Path(path))
+
+
+def read_image_bytes(data: bytes, label: str = "upload") -> np.ndarray:
+    """:func:`read_image` for the bytes of an image file (an upload); errors name ``label``."""
+    return _as_rgb(decode_bytes(data, label), label)
+
+
+def _as_rgb(im: Image.Image | np.ndarray, label: str | Path) -> np.ndarray:
     if isinstance(im, Image.Image):
         if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
             arr = _scale_to_uint8(np.asarray(im))
@@ -142,8 +170,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     elif arr.ndim == 3 and arr.shape[2] >= 3:
         arr = arr[:, :, :3]  # drop alpha (and any extra samples)
     else:
-        raise DataError(f"{path}: unsupported image layout {arr.shape}")
-    _check_shape(path, arr)
+        raise DataError(f"{label}: unsupported image layout {arr.shape}")
+    _check_shape(label, arr)
     return np.ascontiguousarray(arr)
 
 

@@ -56,6 +56,7 @@ def run_demo(out: str | Path = "demo", seconds: float = 120) -> int:
     predict(run / "best", inputs, out / "predictions", overlays=True, gt=data / "masks", device="cpu")
     _report(out, cfg, result, summary, time.time() - start)
     print(f"\nreport: {out / 'report.md'}")
+    print(f"try it in a browser: nexnet serve --checkpoint {out / 'run' / 'best'}  (needs the serve extra)")
     return 0
 
 
@@ -101,6 +102,12 @@ Green: prediction; blue: ground truth. All overlays: `predictions/overlays/`; ma
 
 ```
 nexnet demo --out {out} --seconds {cfg["train"]["max_minutes"] * 60:.0f}
+```
+
+## Try the model in a browser
+
+```
+nexnet serve --checkpoint {out / "run" / "best"}      # then open http://127.0.0.1:8000/
 ```
 """
     atomic_write_text(out / "report.md", text)

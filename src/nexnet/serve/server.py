@@ -1,0 +1,123 @@
+"""Loading what ``nexnet serve`` serves, and running it under uvicorn."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import NexnetError
+from ..inference import Predictor
+from ..models.base import read_config
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+NOT_A_DEVICE = "Research software: not a medical device, not for diagnosis."
+
+
+def require_extra() -> None:
+    """One line when the ``[serve]`` extra is not installed."""
+    missing = [m for m in ("fastapi", "uvicorn", "multipart") if not _importable(m)]
+    if missing:
+        raise NexnetError(f"nexnet serve needs the [serve] extra ({', '.join(missing)} missing): "
+                          "pip install 'nexnet-seg[serve]'")  # fmt: skip
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _checkpoint_info(checkpoint: Path) -> dict[str, Any]:
+    cfg = read_config(checkpoint)
+    keys = ("dataset", "split", "split_seed", "epoch", "val_dice", "image_size", "threshold")
+    return {"name": cfg["model"], "checkpoint": str(checkpoint), "config": cfg.get("config", {}),
+            **{k: cfg.get(k) for k in keys}}  # fmt: skip
+
+
+def _onnx_info(pred: Any) -> dict[str, Any]:
+    meta = pred.session.get_modelmeta().custom_metadata_map
+    return {"name": meta.get("nexnet_model") or "onnx model", "checkpoint": None,
+            "config": json.loads(meta.get("config", "{}")), "image_size": pred.image_size,
+            "threshold": pred.threshold}  # fmt: skip
+
+
+def load_served(checkpoint: str | None, onnx: str | None, device: str = "auto", amp: bool = False,
+                tta: bool = False, max_batch: int = 8, max_upload_mb: float = 30.0) -> Any:  # fmt: skip
+    """The ``ServedModel`` for a checkpoint folder, an exported ONNX file, or both (the checkpoint then
+    describes the model and onnxruntime runs it)."""
+    from .app import ServedModel
+    from .runner import ModelRunner
+
+    if checkpoint is None and onnx is None:
+        raise NexnetError("give --checkpoint DIR (a best/ folder or a run folder) or --onnx FILE")
+    if max_upload_mb <= 0:
+        raise NexnetError(f"--max-upload-mb {max_upload_mb}: must be positive")
+    if onnx is not None:
+        if amp:
+            raise NexnetError("--amp applies to --checkpoint; an ONNX file runs in the precision it was exported in")
+        from ..inference.export import OnnxPredictor
+
+        pred: Any = OnnxPredictor.load(onnx)
+        info = _onnx_info(pred)
+        parameters = None
+        if checkpoint is not None:
+            info = _matching_checkpoint(_checkpoint_info(Path(checkpoint)), info, onnx)
+        info["onnx"] = str(onnx)
+        where, precision = "cpu (onnxruntime)", "float32"
+    else:
+        pred = Predictor.load(checkpoint, device, amp=amp)
+        info = {**_checkpoint_info(Path(checkpoint)), "onnx": None}
+        parameters = sum(p.numel() for p in pred.model.parameters())
+        where, precision = str(pred.device), pred.precision
+    info.update(image_size=pred.image_size, threshold=pred.threshold, parameters=parameters, device=where,
+                precision=precision, tta=tta, notice=NOT_A_DEVICE)  # fmt: skip
+    runner = ModelRunner(pred, tta=tta, max_batch=max_batch)
+    return ServedModel(runner, pred.image_size, pred.threshold, info["name"], info, int(max_upload_mb * 1e6))
+
+
+def _matching_checkpoint(ckpt: dict[str, Any], onnx: dict[str, Any], path: str) -> dict[str, Any]:
+    if (ckpt["name"], ckpt["image_size"]) != (onnx["name"], onnx["image_size"]):
+        raise NexnetError(f"--onnx {path} holds {onnx['name']} at {onnx['image_size']} px, but --checkpoint "
+                          f"{ckpt['checkpoint']} is {ckpt['name']} at {ckpt['image_size']} px; pass the pair "
+                          "that nexnet export made")  # fmt: skip
+    return ckpt
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise NexnetError(f"--host {host} --port {port}: cannot listen there ({e.strerror}); "
+                              "choose another --port") from None  # fmt: skip
+
+
+def serve(checkpoint: str | None, onnx: str | None, host: str = "127.0.0.1", port: int = 8000,
+          device: str = "auto", amp: bool = False, tta: bool = False, max_batch: int = 8,
+          max_upload_mb: float = 30.0, say: Callable[[str], None] = print) -> int:  # fmt: skip
+    """Load the model, then serve it until interrupted (Ctrl-C)."""
+    require_extra()
+    import uvicorn
+
+    from .app import create_app
+
+    if not 0 < port < 65536:
+        raise NexnetError(f"--port {port}: must be between 1 and 65535")
+    _check_port(host, port)
+    served = load_served(checkpoint, onnx, device, amp, tta, max_batch, max_upload_mb)
+    if host not in LOCAL_HOSTS:
+        say(f"warning: --host {host} makes the model reachable from other machines; nexnet serve has no "
+            "authentication, so put it behind one for anything but a trusted network")  # fmt: skip
+    shown = f"[{host}]" if ":" in host else host
+    say(f"serving {served.name} ({served.info['device']}, {served.info['precision']}) at http://{shown}:{port}/ "
+        f"(API docs at /docs); {NOT_A_DEVICE} Ctrl-C stops it.")  # fmt: skip
+    try:
+        uvicorn.run(create_app(served), host=host, port=port, log_level="warning")
+    finally:
+        served.runner.close()
+    return 0
