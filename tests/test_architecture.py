@@ -14,7 +14,6 @@ LAYERS = [
     {"evaluation"},  # scores through inference's Predictor
     {"training"},  # validates with evaluation's metrics
     {"recipes", "serve"},
-    {"commands"},
     {"cli"},
     {"__main__", "__init__"},
 ]

@@ -1,0 +1,76 @@
+"""The ``nexnet`` command line: one verb per step, one module per verb.
+
+Each verb module has ``add(sub)``, which declares its parser, and ``run(args)``, which does the work
+through the library and returns the exit code; shared flags live in ``flags``. A new verb is one
+module here plus its name in ``VERBS``. Verb modules import lazily, so ``nexnet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import NexnetError
+from . import (
+    cache,
+    check_data,
+    datasets,
+    demo,
+    evaluate,
+    export,
+    models,
+    predict,
+    pretrain,
+    profile,
+    reproduce,
+    score,
+    serve,
+    train,
+)
+from .flags import DefaultsFormatter
+
+VERBS = (demo, models, profile, datasets, cache, check_data, train, pretrain, evaluate, predict, reproduce,
+         export, score, serve)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="nexnet",
+        description="NExNet Seg and baselines for medical image segmentation.",
+        epilog="Run 'nexnet VERB --help' for the flags of one step.",
+    )
+    parser.add_argument("--version", action="version", version=f"nexnet-seg {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    for verb in VERBS:
+        p = verb.add(sub)
+        p.set_defaults(func=verb.run)
+        p.formatter_class = DefaultsFormatter
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ..runtime import keep_freed_memory
+
+    keep_freed_memory()  # one process per command: reuse freed activations instead of faulting them in
+    quiet = getattr(args, "quiet", False)
+    before = os.environ.get("NEXNET_QUIET")
+    if quiet:
+        os.environ["NEXNET_QUIET"] = "1"  # every progress bar, the decoding bars inside the data layer too
+    try:
+        return int(args.func(args) or 0)
+    except NexnetError as e:
+        print(f"nexnet {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nexnet {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if quiet and before is None:
+            os.environ.pop("NEXNET_QUIET", None)

@@ -1,0 +1,40 @@
+"""``nexnet evaluate``: a checkpoint on its own test split, into summary.json."""
+
+from __future__ import annotations
+
+import argparse
+
+from .flags import AMP_INFERENCE_HELP, NO_GRAPHS_HELP, add_data_flags, checkpoint_with_note
+
+
+def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    e = sub.add_parser("evaluate", help="score a checkpoint on a dataset split (summary.json)",
+                       description="Per-case Dice, IoU, precision, recall, specificity, accuracy and HD95 "
+                       "at each image's original size, honest protocol (or the authors', labelled).")  # fmt: skip
+    e.add_argument("--checkpoint", "--model_path", required=True, help="a best/ folder (save_pretrained)")
+    add_data_flags(e, split_help="default: the split the model was trained on (its split.json); another split is "
+                   "refused if its scored cases were trained on", split_seed_default=None,
+                   split_seed_help="default: the model's own split seed, else 0", pair_flags=False,
+                   workers=False)  # fmt: skip
+    e.add_argument("--subset", choices=["test", "val", "all"], default="test",
+                   help="the split's part to score (default test); all: every labelled case, for a dataset the "
+                        "model never saw (cross-dataset evaluation)")  # fmt: skip
+    e.add_argument("--threshold", default="0.5", help="a number, or 'val' to choose it on the validation split")
+    e.add_argument("--tta", action="store_true", help="average probabilities over flips")
+    e.add_argument("--protocol", choices=["honest", "paper"], default="honest",
+                   help="paper: also the authors' batch-pooled, test-thresholded Dice, labelled")  # fmt: skip
+    e.add_argument("--out", default=None, help="folder for summary.json (default: the checkpoint folder)")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    e.add_argument("--amp", action="store_true", help=AMP_INFERENCE_HELP)
+    e.add_argument("--no-graphs", action="store_true", help=NO_GRAPHS_HELP)
+    return e
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate
+
+    checkpoint = checkpoint_with_note(args.checkpoint)
+    evaluate(checkpoint, args.dataset, args.data_root, args.split, args.subset, args.threshold,
+             args.tta, args.protocol, args.out or checkpoint, args.device, amp=args.amp,
+             split_seed=args.split_seed, graphs=not args.no_graphs)  # fmt: skip
+    return 0
