@@ -207,3 +207,25 @@ def test_compiled_training_saves_plain_checkpoints(data, tmp_path):
     assert result["optimizer_steps"] == 4 and counters["stats"]["unique_graphs"] > 0  # it did compile
     model = nexnet.from_pretrained(tmp_path / "run" / "best").eval()  # refuses "_orig_mod."-prefixed weights
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def test_run_folder_refuses_in_one_line_and_reads_what_it_wrote(tmp_path):
+    from nexnet.training import RunFolder
+
+    data = tmp_path / "data"
+    data.mkdir()
+    folder = RunFolder(tmp_path / "run")
+    folder.refuse_unless_writable(False, [str(data)])  # a new folder: nothing to refuse
+    folder.write_config({"train": {"epochs": 3}})
+    assert folder.read_config() == {"train": {"epochs": 3}} and folder.config.name == "config.yaml"
+    folder.last.mkdir()
+    with pytest.raises(NexnetError, match="already holds a run; pass --resume"):
+        folder.refuse_unless_writable(False, [])
+    folder.refuse_unless_writable(True, [None])  # resuming it is fine
+    with pytest.raises(NexnetError, match="inside the --data-root folder"):
+        RunFolder(data / "out").refuse_unless_writable(False, [None, str(data)])
+    (folder.path / "notes.txt").write_text("mine")
+    with pytest.raises(NexnetError, match="did not write"):
+        folder.refuse_unless_writable(True, [])
+    with pytest.raises(NexnetError, match="holds no config.yaml"):
+        RunFolder(tmp_path / "empty").read_config()

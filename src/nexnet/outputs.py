@@ -61,9 +61,3 @@ def refuse_foreign_json(path: str | os.PathLike, flag: str, key: str) -> None:
     if not ours:
         raise NexnetError(f"{flag} {path.parent}: already holds a {path.name} that nexnet did not write; "
                           f"choose another {flag}")  # fmt: skip
-
-
-def refuse_existing_run(out: str | os.PathLike, resume: bool) -> None:
-    """A run folder that already holds a run is continued with ``--resume``, never started over."""
-    if not resume and (Path(out) / "last").exists():
-        raise NexnetError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")

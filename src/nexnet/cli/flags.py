@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from ..errors import NexnetError
 
 SPLIT_HELP = ("official, pranet, medico2020, paper, kfold:K/N, seeded, or a split.json "
               "(default: the dataset's usual split)")  # fmt: skip
@@ -71,15 +68,6 @@ def checkpoint_with_note(path: str) -> str:
     if note:
         print(note)
     return str(folder)
-
-
-def saved_config(out: Path) -> dict:
-    """The resolved config of the run in ``out``, for ``--resume``."""
-    from ..training import load_yaml
-
-    if not (out / "config.yaml").is_file():
-        raise NexnetError(f"--resume: {out} holds no config.yaml; start the run without --resume")
-    return load_yaml(out / "config.yaml")
 
 
 class DefaultsFormatter(argparse.HelpFormatter):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import NexnetError
-from .flags import add_data_flags, csv_list, saved_config
+from .flags import add_data_flags, csv_list
 
 
 def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -36,11 +36,11 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..training import PRETRAIN_DEFAULTS, pretrain
+    from ..training import PRETRAIN_DEFAULTS, RunFolder, pretrain
 
     out = Path(args.out)
     if args.resume:
-        cfg = saved_config(out)
+        cfg = RunFolder(out).read_config()
         if args.epochs:
             cfg["epochs"] = args.epochs
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import NexnetError
-from .flags import add_data_flags, saved_config
+from .flags import add_data_flags
 
 
 def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -51,11 +51,11 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..training import merge, resolve, train
+    from ..training import RunFolder, merge, resolve, train
 
     out = Path(args.out)
     if args.resume:
-        cfg = saved_config(out)
+        cfg = RunFolder(out).read_config()
         keep = {"train": {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes),
                                              ("device", args.device)) if v is not None}}  # fmt: skip
         if args.data_root:  # a moved dataset: its split.json's cases must all be there

@@ -2,9 +2,10 @@
 
 from .config import DEFAULTS, PAPER_FORM, PAPER_RECIPE, load_yaml, merge, paper_recipe, parse_set, resolve
 from .pretrainer import PRETRAIN_DEFAULTS, pretrain
+from .run_folder import RunFolder
 from .trainer import train
 
 __all__ = [
-    "DEFAULTS", "PAPER_FORM", "PAPER_RECIPE", "PRETRAIN_DEFAULTS", "load_yaml", "merge", "paper_recipe",
-    "parse_set", "pretrain", "resolve", "train",
+    "DEFAULTS", "PAPER_FORM", "PAPER_RECIPE", "PRETRAIN_DEFAULTS", "RunFolder", "load_yaml", "merge",
+    "paper_recipe", "parse_set", "pretrain", "resolve", "train",
 ]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,14 @@ from tqdm import tqdm
 
 from ..data import SEEN, build_arrays, discover_and_split, to_model_input
 from ..errors import NexnetError
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json
 from ..models import create_model
 from ..models.ssl_autoencoder import SSLAutoencoder
-from ..outputs import refuse_existing_run, refuse_foreign_files, refuse_inside_sources
 from ..plots import image_grid, line_chart, save_png
 from ..runtime import pick_device, place_model
-from .config import check_count, check_image_size, check_real, dump
+from .config import check_count, check_image_size, check_real
 from .recon_losses import ReconstructionLoss, VGG16Features, psnr, ssim
-from .runlog import write_log
-from .state import load_training_state, save_training_state
+from .run_folder import RunFolder
 
 PRETRAIN_DEFAULTS: dict[str, Any] = {
     "datasets": [], "data_roots": [], "split": None, "seed": 0, "split_seed": 0, "image_size": 224, "epochs": 100,
@@ -81,13 +80,11 @@ def _batches(images: np.ndarray, rows: np.ndarray, size: int, device: torch.devi
         yield to_model_input(images[idx], device)
 
 
-def _check_out(cfg: dict, out: Path) -> None:
-    """Data roots made absolute (``--resume`` from anywhere); an ``--out`` inside them or full of
-    foreign files refused."""
+def _check_out(cfg: dict, folder: RunFolder, resume: bool) -> None:
+    """Data roots made absolute (``--resume`` from anywhere); an ``--out`` that holds a run (without
+    ``--resume``), lies inside a data root or holds foreign files refused."""
     cfg["data_roots"] = [str(Path(root).resolve()) for root in cfg["data_roots"]]
-    for root in cfg["data_roots"]:
-        refuse_inside_sources(out, "--out", {"--data-root": root})
-    refuse_foreign_files(out, "--out", ours_prefix=("split_",))
+    folder.refuse_unless_writable(resume, cfg["data_roots"], ours_prefix=("split_",))
 
 
 def _fit_epoch(model: torch.nn.Module, bar: tqdm, loss_fn: torch.nn.Module, opt: torch.optim.Optimizer,
@@ -121,36 +118,45 @@ def _validate(model, images, rows, loss_fn, noise, device, batch) -> dict[str, f
 
 
 def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
-    out = Path(out)
-    refuse_existing_run(out, resume)
+    """Pretrain the SSL autoencoder as ``cfg`` (``PRETRAIN_DEFAULTS``' keys) says, into the run folder ``out``."""
+    folder = RunFolder(Path(out))
     if "datasets" in cfg:
         cfg.setdefault("split_seed", cfg.get("seed", 0))  # runs from before --split-seed split with --seed
     check_pretrain_numbers(cfg)  # before any decoding
-    _check_out(cfg, out)
+    _check_out(cfg, folder, resume)
     say = (lambda m: None) if quiet else tqdm.write
     device = pick_device(cfg["device"])
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", dump(cfg))
-    images, ids, pixel_hashes = training_images(cfg, out)
-    rng = np.random.default_rng(cfg["seed"])
-    perm = rng.permutation(len(ids))
+    folder.write_config(cfg)
+    images, ids, pixel_hashes = training_images(cfg, folder.path)
+    perm = np.random.default_rng(cfg["seed"]).permutation(len(ids))
     n_hold = max(1, round(cfg["holdout"] * len(ids)))
     val_rows, train_rows = np.sort(perm[:n_hold]), perm[n_hold:]
-    atomic_write_json(out / "images.json", {"train": [ids[i] for i in sorted(train_rows)],
-                                            "holdout": [ids[i] for i in val_rows]})  # fmt: skip
+    atomic_write_json(folder.path / "images.json", {"train": [ids[i] for i in sorted(train_rows)],
+                                                    "holdout": [ids[i] for i in val_rows]})  # fmt: skip
     torch.manual_seed(cfg["seed"])
     model = place_model(create_model("ssl_autoencoder"), device)
     vgg = VGG16Features.from_file(cfg["vgg_weights"]).to(device) if cfg.get("vgg_weights") else None
-    loss_fn = ReconstructionLoss(vgg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     state: dict[str, Any] = {"epoch": 0, "best_loss": float("inf"), "elapsed": 0.0, "log": []}
     if resume:
-        state.update(load_training_state(out / "last", model, opt))
+        state.update(folder.load_last(model, opt))
     say(
         f"pretraining ssl_autoencoder on {len(train_rows)} training images of {', '.join(cfg['datasets'])} "
         f"({len(val_rows)} held out for PSNR/SSIM) at {cfg['image_size']}px; noise sigma {cfg['noise']}; "
         f"perceptual term {'on' if vgg is not None else 'off (no --vgg-weights): 0.78 MSE + 0.22 (1-SSIM)'}"
     )
+    best_extra = {"image_size": cfg["image_size"], "images_read": _images_read(ids)}
+    seen = {SEEN: {"train": pixel_hashes, "val": []}}
+    data = (images, train_rows, val_rows, device)
+    _epochs(cfg, folder, model, opt, ReconstructionLoss(vgg), data, state, best_extra, seen, say, quiet)
+    return {k: v for k, v in state.items() if k != "log"} | {"last": state["log"][-1] if state["log"] else {}}
+
+
+def _epochs(cfg: dict, folder: RunFolder, model: torch.nn.Module, opt: torch.optim.Optimizer,
+            loss_fn: torch.nn.Module, data: tuple, state: dict[str, Any], best_extra: dict, seen: dict,
+            say: Callable[[str], None], quiet: bool) -> None:  # fmt: skip
+    """The epochs left: fit, validate on the held-out images, then best/, last/, the log and the plots."""
+    images, train_rows, val_rows, device = data
     for epoch in range(state["epoch"], cfg["epochs"]):
         start = time.time()
         model.train()
@@ -168,18 +174,15 @@ def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = Fal
         state.update(epoch=epoch + 1, elapsed=state["elapsed"] + seconds)
         if metrics["val_loss"] < state["best_loss"]:
             state["best_loss"] = metrics["val_loss"]
-            model.save_pretrained(out / "best", extra={"image_size": cfg["image_size"], "epoch": epoch + 1, **metrics,
-                                                       "images_read": _images_read(ids)},
-                                  json_files={SEEN: {"train": pixel_hashes, "val": []}})  # fmt: skip
-        save_training_state(out / "last", model, opt, state)
-        write_log(out / "log.csv", state["log"], LOG)
-        _plots(out, model, images, val_rows, cfg, state["log"], device)
+            model.save_pretrained(folder.best, extra={**best_extra, "epoch": epoch + 1, **metrics}, json_files=seen)
+        folder.save_last(model, opt, state)
+        folder.write_log(state["log"], LOG, curves=False)  # its own curves: below
+        _plots(folder.path, model, images, val_rows, cfg, state["log"], device)
         say(f"epoch {epoch + 1:>3}/{cfg['epochs']}  loss {row['train_loss']:.4f}  val loss {metrics['val_loss']:.4f}"
             f"  PSNR {metrics['val_psnr']:.2f} dB  SSIM {metrics['val_ssim']:.4f}  {seconds:.0f}s")  # fmt: skip
         if cfg.get("max_minutes") and state["elapsed"] + seconds > cfg["max_minutes"] * 60:
             say(f"time budget of {cfg['max_minutes']:g} min reached")
             break
-    return {k: v for k, v in state.items() if k != "log"} | {"last": state["log"][-1] if state["log"] else {}}
 
 
 @torch.no_grad()

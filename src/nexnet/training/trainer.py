@@ -16,21 +16,18 @@ from tqdm import tqdm
 from ..data import SEEN, Augment, BatchLoader, RunData, Split, discover_and_split, prepare_data
 from ..errors import NexnetError
 from ..evaluation import batch_dice_iou
-from ..io import atomic_write_text
 from ..models import create_model
 from ..models.registry import upgrade_config
-from ..outputs import refuse_existing_run, refuse_foreign_files, refuse_inside_sources
 from ..runtime import autocast, autocast_dtype, pick_device, place_model, slow_autocast_note
 from . import distributed as D
-from .config import check_run_numbers, dump, fit_warmup, load_yaml, model_kwargs
+from .config import check_run_numbers, fit_warmup, model_kwargs
 from .diagnostics import TPENProbe
 from .epoch import Stepper, fit_epoch
 from .losses import DiceBCELoss, positive_weight
 from .optim import build_optimizer
-from .runlog import write_curves, write_log
+from .run_folder import RunFolder
 from .schedule import make_schedule
 from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels, load_ssl_encoder
-from .state import load_training_state, save_training_state
 
 
 def _augment(cfg: dict) -> Augment | None:
@@ -65,7 +62,7 @@ def train(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = False)
     device = pick_device(cfg["train"]["device"], env.local_rank)
     D.init(env, device)
     try:
-        result = _train(cfg, out, resume, quiet, env, device)
+        result = _train(cfg, RunFolder(out), resume, quiet, env, device)
         D.barrier(env)  # rank 0 may still be writing best/ and last/: leave the group together
         return result
     finally:
@@ -77,7 +74,7 @@ class Run:
     """One training run's moving parts, built once by ``_train`` and used by each epoch."""
 
     cfg: dict
-    out: Path
+    folder: RunFolder
     env: D.DistEnv
     device: torch.device
     say: Callable[[str], None]
@@ -97,29 +94,28 @@ class Run:
     bars_off: bool = False
 
 
-def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, device: torch.device) -> dict:
+def _train(cfg: dict, folder: RunFolder, resume: bool, quiet: bool, env: D.DistEnv, device: torch.device) -> dict:
     tc = cfg["train"]
     say = (lambda msg: tqdm.write(msg)) if env.main and not quiet else (lambda msg: None)
-    name, model, amp = _checked_model(cfg, out, resume, device, say)  # every check before any decoding
+    name, model, amp = _checked_model(cfg, folder, resume, device, say)  # every check before any decoding
     ssl = tc.get("ssl_checkpoint") if not resume else None
     if ssl:  # a pretraining that read held-out images is refused before anything is decoded or written
         made = discover_and_split(cfg["data"])
         check_ssl_ids(ssl, made[1])
-    data = _load_data(cfg, out, resume, env, say, made if ssl else None)
+    data = _load_data(cfg, folder, resume, env, say, made if ssl else None)
     if ssl:
         check_ssl_pixels(ssl, data)
     if env.main:
-        out.mkdir(parents=True, exist_ok=True)
         # The model's full keyword set, so that a resumed run rebuilds it even if defaults change.
-        atomic_write_text(out / "config.yaml", dump({**cfg, "model": {"name": name, **model.config}}))
-        if not (resume and (out / "split.json").exists()):
-            data.split.save(out / "split.json")
+        folder.write_config({**cfg, "model": {"name": name, **model.config}})
+        if not (resume and folder.split.exists()):
+            data.split.save(folder.split)
     model = place_model(model, device)
     if ssl:
         load_ssl_encoder(model, ssl)
     elif cfg["model"].get("ssl") and not resume:
         say("warning: model.ssl without train.ssl_checkpoint: the SSL encoder starts from random weights")
-    run = _assemble(cfg, out, env, device, say, model, data, amp, resume, quiet)
+    run = _assemble(cfg, folder, env, device, say, model, data, amp, resume, quiet)
     stop_reason = "epochs done"
     for epoch in range(run.state["epoch"], tc["epochs"]):
         seconds = _epoch(run, epoch)
@@ -132,21 +128,19 @@ def _train(cfg: dict, out: Path, resume: bool, quiet: bool, env: D.DistEnv, devi
     state = run.state
     say(
         f"{stop_reason}; best val mDice {state['best_dice']:.4f} at epoch {state['best_epoch']}; "
-        f"{state['optimizer_steps']} optimizer steps; run folder {out}"
+        f"{state['optimizer_steps']} optimizer steps; run folder {folder.path}"
     )
-    return {**state, "stop_reason": stop_reason, "run": str(out), "log": run.rows}
+    return {**state, "stop_reason": stop_reason, "run": str(folder.path), "log": run.rows}
 
 
-def _checked_model(cfg: dict, out: Path, resume: bool, device: torch.device,
+def _checked_model(cfg: dict, folder: RunFolder, resume: bool, device: torch.device,
                    say: Callable[[str], None]) -> tuple[str, torch.nn.Module, torch.dtype | None]:  # fmt: skip
     """The output folder, the model, the numbers, the schedule and the precision, each refused in one
     line before any image is decoded; the model built (on the CPU) with the run's seed."""
     tc = cfg["train"]
-    refuse_existing_run(out, resume)
-    refuse_inside_sources(out, "--out", {"--data-root": cfg["data"]["data_root"]})
+    folder.refuse_unless_writable(resume, [cfg["data"]["data_root"]])
     _absolute_paths(cfg)  # so that --resume works from any folder
-    refuse_foreign_files(out, "--out")
-    name, kwargs = _model_spec(cfg, out, resume)
+    name, kwargs = _model_spec(cfg, folder, resume)
     torch.manual_seed(tc["seed"])
     if name == "ssl_autoencoder":
         raise NexnetError("ssl_autoencoder is the SSL pretraining model: train it with nexnet pretrain")
@@ -158,11 +152,11 @@ def _checked_model(cfg: dict, out: Path, resume: bool, device: torch.device,
     return name, model, autocast_dtype(tc["amp"], device)
 
 
-def _load_data(cfg: dict, out: Path, resume: bool, env: D.DistEnv, say: Callable[[str], None],
+def _load_data(cfg: dict, folder: RunFolder, resume: bool, env: D.DistEnv, say: Callable[[str], None],
                made: tuple | None = None) -> RunData:  # fmt: skip
     """The run's data (rank 0 decodes first; the others then read the finished cache), checked for
     enough training and validation cases. ``made``: the discovery and split, if already made."""
-    split = out / "split.json" if resume else None
+    split = folder.split if resume else None
     if env.main:
         data = prepare_data(cfg["data"], split, made)
     D.barrier(env)
@@ -180,7 +174,7 @@ def _load_data(cfg: dict, out: Path, resume: bool, env: D.DistEnv, say: Callable
     return data
 
 
-def _assemble(cfg: dict, out: Path, env: D.DistEnv, device: torch.device, say: Callable[[str], None],
+def _assemble(cfg: dict, folder: RunFolder, env: D.DistEnv, device: torch.device, say: Callable[[str], None],
               model: torch.nn.Module, data: RunData, amp: torch.dtype | None, resume: bool,
               quiet: bool) -> Run:  # fmt: skip
     """Loss, optimizer, schedule, scaler and loaders; the saved state when resuming."""
@@ -195,12 +189,12 @@ def _assemble(cfg: dict, out: Path, env: D.DistEnv, device: torch.device, say: C
     state: dict[str, Any] = {"epoch": 0, "best_dice": -1.0, "best_epoch": 0, "since_best": 0,
                              "optimizer_steps": 0, "elapsed": 0.0, "pos_weight": float(pos_weight)}  # fmt: skip
     if resume:
-        saved = load_training_state(out / "last", model, optimizer)
+        saved = folder.load_last(model, optimizer)
         sched.load_state_dict(saved.pop("scheduler"))
         if scaler_state := saved.pop("scaler", None):  # fp16's loss scale continues where it was
             scaler.load_state_dict(scaler_state)
         state.update(saved)
-        say(f"resuming {out} after epoch {state['epoch']}")
+        say(f"resuming {folder.path} after epoch {state['epoch']}")
     rows: list[dict] = state.pop("log", [])  # log.csv is rewritten from the state, so a kill loses no row
     eager = DistributedDataParallel(model) if env.world > 1 else model
     net = eager
@@ -219,7 +213,7 @@ def _assemble(cfg: dict, out: Path, env: D.DistEnv, device: torch.device, say: C
         f"{env.world} process(es), {torch.get_num_threads()} threads, {precision_name(amp)}{slow_note}, "
         f"pos_weight {pos_weight:.2f}{', compiled' if tc.get('compile') else ''}"
     )
-    return Run(cfg, out, env, device, say, model, data, amp, loss_fn, optimizer, sched, scaler, stepper, loader,
+    return Run(cfg, folder, env, device, say, model, data, amp, loss_fn, optimizer, sched, scaler, stepper, loader,
                val_loader, state, rows, data.seen_images(), bars_off=not env.main or quiet)  # fmt: skip
 
 
@@ -259,13 +253,12 @@ def _save(run: Run, epoch: int, metrics: dict, improved: bool) -> None:
     """best/, then last/, then the log: a kill between them loses nothing on resume."""
     extra = _best_extra(run.cfg, run.data.split, epoch + 1, metrics)
     if improved:
-        run.model.save_pretrained(run.out / "best", extra=extra,
+        run.model.save_pretrained(run.folder.best, extra=extra,
                                   json_files={"split.json": run.data.split.to_dict(), SEEN: run.seen})  # fmt: skip
-    save_training_state(run.out / "last", run.model, run.optimizer,
-                        {**run.state, "scheduler": run.sched.state_dict(), "scaler": run.scaler.state_dict(),
-                         "log": run.rows}, extra)  # fmt: skip
-    write_log(run.out / "log.csv", run.rows)
-    write_curves(run.out / "curves.png", run.rows)
+    run.folder.save_last(run.model, run.optimizer,
+                         {**run.state, "scheduler": run.sched.state_dict(), "scaler": run.scaler.state_dict(),
+                          "log": run.rows}, extra)  # fmt: skip
+    run.folder.write_log(run.rows)
 
 
 def _epoch_line(row: dict, epochs: int, improved: bool) -> str:
@@ -292,15 +285,15 @@ def make_scaler(amp: torch.dtype | None, device: torch.device) -> torch.amp.Grad
     return torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
 
-def _model_spec(cfg: dict, out: Path, resume: bool) -> tuple[str, dict]:
+def _model_spec(cfg: dict, folder: RunFolder, resume: bool) -> tuple[str, dict]:
     """The model's name and keywords. A resumed run rebuilds the model its ``config.yaml`` recorded,
     whoever resumes it, upgraded from older releases (runs from before forms hold the paper form)."""
     name = cfg["model"]["name"]
-    if not (resume and (out / "config.yaml").is_file()):
+    if not (resume and folder.config.is_file()):
         return name, model_kwargs(cfg)
-    saved = load_yaml(out / "config.yaml").get("model", {})
+    saved = folder.read_config().get("model", {})
     if saved.get("name") != name:
-        raise NexnetError(f"{out}: holds a run of {saved.get('name')!r}, not {name!r}; resume it as it was")
+        raise NexnetError(f"{folder.path}: holds a run of {saved.get('name')!r}, not {name!r}; resume it as it was")
     return name, upgrade_config(name, {k: v for k, v in saved.items() if k != "name"})
 
 

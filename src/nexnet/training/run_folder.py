@@ -1,0 +1,77 @@
+"""The folder of one training or pretraining run, and the one place that reads and writes it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import NexnetError
+from ..io import atomic_write_text
+from ..outputs import refuse_foreign_files, refuse_inside_sources
+from .config import dump, load_yaml
+from .runlog import write_curves, write_log
+from .state import load_training_state, save_training_state
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """``config.yaml`` (the resolved config), ``split.json``, ``best/`` (the validation-chosen
+    checkpoint, loadable with ``from_pretrained``), ``last/`` (weights and everything ``--resume``
+    needs), ``log.csv`` and ``curves.png``. Every file is written atomically, and a folder that holds
+    a run is continued with ``--resume``, never started over."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def split(self) -> Path:
+        return self.path / "split.json"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last"
+
+    def refuse_unless_writable(self, resume: bool, data_roots: Iterable[str | None],
+                               ours_prefix: Iterable[str] = ()) -> None:  # fmt: skip
+        """One line, before anything is decoded, when the folder holds a run and ``resume`` is off, lies
+        inside a data root, or holds files nexnet did not write."""
+        if not resume and self.last.exists():
+            raise NexnetError(f"{self.path}: already holds a run; pass --resume to continue it, "
+                              "or choose another --out")  # fmt: skip
+        for root in data_roots:
+            refuse_inside_sources(self.path, "--out", {"--data-root": root})
+        refuse_foreign_files(self.path, "--out", ours_prefix=tuple(ours_prefix))
+
+    def read_config(self) -> dict:
+        """The resolved config this run was started with (for ``--resume``)."""
+        if not self.config.is_file():
+            raise NexnetError(f"--resume: {self.path} holds no config.yaml; start the run without --resume")
+        return load_yaml(self.config)
+
+    def write_config(self, cfg: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config, dump(cfg))
+
+    def save_last(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
+                  checkpoint_extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+        save_training_state(self.last, model, optimizer, state, checkpoint_extra)
+
+    def load_last(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        return load_training_state(self.last, model, optimizer)
+
+    def write_log(self, rows: list[dict], fields: list[str] | None = None, curves: bool = True) -> None:
+        """``log.csv`` and, with ``curves``, ``curves.png`` (the training run's six panels)."""
+        write_log(self.path / "log.csv", rows, fields)
+        if curves:
+            write_curves(self.path / "curves.png", rows)
