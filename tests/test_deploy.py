@@ -128,9 +128,9 @@ def test_reproduce_paper_exact_gives_the_papers_recipe_and_form_to_nexnet_only(t
     nex = run_config("nexnet_seg", "kvasir", tmp_path, quick=False, device="cpu", paper_exact=True)
     unet = run_config("unet", "kvasir", tmp_path, quick=False, device="cpu", paper_exact=True, extra=["train.lr=3e-4"])
     for cfg in (nex, unet):
-        recipe = cfg["train"]
-        assert (recipe["batch_size"], recipe["schedule"], recipe["warmup_epochs"]) == (64, "plateau", 5)
-    assert nex["train"]["lr"] == 1e-4 and unet["train"]["lr"] == 3e-4  # the user's --set wins
-    assert nex["model"] == {"name": "nexnet_seg", "form": "paper"} and unet["model"] == {"name": "unet"}
+        recipe = cfg.train
+        assert (recipe.batch_size, recipe.schedule, recipe.warmup_epochs) == (64, "plateau", 5)
+    assert nex.train.lr == 1e-4 and unet.train.lr == 3e-4  # the user's --set wins
+    assert nex.model == {"name": "nexnet_seg", "form": "paper"} and unet.model == {"name": "unet"}
     default = run_config("nexnet_seg", "kvasir", tmp_path, quick=False, device="cpu")
-    assert default["train"]["schedule"] == "cosine" and "form" not in default["model"]
+    assert default.train.schedule == "cosine" and "form" not in default.model

@@ -11,6 +11,7 @@ from torch import nn
 from nexnet.errors import NexnetError
 from nexnet.models import TPEN, create_model
 from nexnet.training.diagnostics import GradientNorms, TPENProbe, input_stats
+from nexnet.training.run_config import TrainConfig
 from nexnet.training.schedule import WarmupCosine, make_schedule
 
 
@@ -102,7 +103,7 @@ def test_cosine_schedule_warms_up_then_decays_over_progress():
 
 def test_unknown_schedule_is_named():
     with pytest.raises(NexnetError, match="train.schedule must be one of plateau, cosine"):
-        make_schedule({"schedule": "step", "lr": 1e-3, "warmup_epochs": 1, "min_lr": 0.0})
+        make_schedule(TrainConfig(schedule="step"))
 
 
 def test_training_follows_the_cosine_schedule_over_its_epochs(tmp_path):

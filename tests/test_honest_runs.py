@@ -158,7 +158,7 @@ def test_threshold_chosen_on_training_images_is_refused(data, trained_seed1, tmp
 def test_an_ssl_checkpoint_pretrained_on_held_out_pixels_is_refused_under_any_name(data, pretrained, tmp_path):
     ssl = [f"train.ssl_checkpoint={pretrained}", "model.ssl=true"]
     cfg = tiny_cfg(data, split_seed=0, extra=ssl)
-    cfg["data"]["dataset"] = "kvasir"  # the pretraining read these images as "folder"
+    cfg.data.dataset = "kvasir"  # the pretraining read these images as "folder"
     with pytest.raises(NexnetError, match="validation and test cases are pixel-identical to images the SSL"):
         train(cfg, tmp_path / "run", quiet=True)
     assert not (tmp_path / "run").exists()  # refused before anything was written
@@ -254,7 +254,7 @@ with open(f"{out}.rank{os.environ['RANK']}.json", "w") as f:
 
 def test_two_gloo_ranks_validate_one_model_and_agree_on_every_decision(data, tmp_path):
     (tmp_path / "rank.py").write_text(textwrap.dedent(RANK_SCRIPT))
-    (tmp_path / "cfg.json").write_text(json.dumps(tiny_cfg(data, epochs=3)))
+    (tmp_path / "cfg.json").write_text(json.dumps(tiny_cfg(data, epochs=3).to_dict()))
     run = tmp_path / "ddp"
     port = free_port()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,

@@ -6,7 +6,7 @@ import torch
 import nexnet
 from nexnet.errors import NexnetError
 from nexnet.models import TPEN, NExNetSeg
-from nexnet.models.blocks import NExBlock
+from nexnet.models.blocks import LevelOptions, NExBlock
 
 
 @pytest.mark.parametrize("form", ["revised", "paper"])
@@ -118,7 +118,7 @@ def test_forms_set_tpen_init_and_encoder_chain_and_explicit_keywords_win():
 @pytest.mark.parametrize("chain", ["nex", "conv_masa"])
 def test_encoder_chain_picks_what_goes_down(chain):
     torch.manual_seed(0)
-    block = NExBlock(3, 4, masa=False, chain=chain).eval()
+    block = NExBlock(3, 4, LevelOptions(masa=False, chain=chain)).eval()
     x = torch.rand(2, 3, 8, 8)
     onward, skip = block(x)
     nex_out = block.tpen(block.act(block.conv(block.norm(x))))

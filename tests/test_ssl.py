@@ -114,8 +114,7 @@ def test_perceptual_term_with_local_vgg_weights(tmp_path):
 ])  # fmt: skip
 def test_ablation_configs_build_the_variants(name, tpen, masa, ssl):
     cfg = resolve(ROOT / "configs" / "ablation" / f"{name}.yaml")
-    kwargs = {k: v for k, v in cfg["model"].items() if k != "name"}
-    model = nexnet.create_model(cfg["model"]["name"], **kwargs)
+    model = nexnet.create_model(cfg.model_name, **cfg.model_kwargs())
     kinds = {type(m) for m in model.modules()}
     assert (ManhattanSelfAttention in kinds) is masa
     assert (model.ssl_encoder is not None) is ssl

@@ -34,10 +34,10 @@ def test_default_yaml_is_the_default_recipe_and_paper_exact_the_papers():
     expected = {"batch_size": 64, "lr": 1e-4, "weight_decay": 1e-4, "schedule": "plateau", "warmup_epochs": 5,
                 "plateau_factor": 0.5, "plateau_patience": 10, "min_lr": 1e-6, "early_stop": 30, "grad_clip": 0.5,
                 "epochs": 250, "tpen_lr_scale": 1.0, "tpen_weight_decay": None}  # fmt: skip
-    assert {k: paper["train"][k] for k in expected} == expected
-    assert paper["data"]["image_size"] == 224 and paper["model"] == {"name": "nexnet_seg", "form": "paper"}
+    assert {k: getattr(paper.train, k) for k in expected} == expected
+    assert paper.data.image_size == 224 and paper.model == {"name": "nexnet_seg", "form": "paper"}
     layered = resolve([ROOT / "configs" / "paper_exact.yaml", ROOT / "configs" / "ablation" / "no_masa.yaml"])
-    assert layered["model"]["form"] == "paper" and layered["model"]["masa"] is False and layered["train"]["lr"] == 1e-4
+    assert layered.model["form"] == "paper" and layered.model["masa"] is False and layered.train.lr == 1e-4
 
 
 def test_warmup_then_plateau_schedule():
@@ -229,3 +229,29 @@ def test_run_folder_refuses_in_one_line_and_reads_what_it_wrote(tmp_path):
         folder.refuse_unless_writable(True, [])
     with pytest.raises(NexnetError, match="holds no config.yaml"):
         RunFolder(tmp_path / "empty").read_config()
+
+
+def test_the_run_config_is_typed_and_refuses_unknown_keys_in_one_line():
+    from nexnet.training import RunConfig
+
+    cfg = resolve(None, ["train.lr=3e-4", "model.gamma=rmt"], model__name="unet", data__image_size=64)
+    assert (cfg.train.lr, cfg.data.image_size, cfg.model_name, cfg.model_kwargs()) == (
+        3e-4,
+        64,
+        "unet",
+        {"gamma": "rmt"},
+    )
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg and RunConfig().to_dict() == DEFAULTS
+    assert cfg.merged({"train": {"epochs": 3}}).train.epochs == 3 and cfg.train.epochs == 250  # a copy
+    for bad, words in (
+        (["train.lr_max=1"], "unknown config key 'train.lr_max'"),
+        (["trian.lr=1"], "unknown config key 'trian'"),
+    ):
+        with pytest.raises(NexnetError, match=words):
+            resolve(None, bad)
+    with pytest.raises(NexnetError, match="unknown config key 'data.root'"):
+        RunConfig.from_dict({"data": {"root": "x"}})
+    # A run saved before the cosine schedule and the T-PEN group existed resumes as it trained.
+    old = RunConfig.from_dict({"model": {"name": "nexnet_seg"}, "train": {"lr": 1e-4}}, saved=True)
+    assert (old.train.schedule, old.train.tpen_lr_scale, old.train.tpen_weight_decay) == ("plateau", 1.0, None)
+    assert RunConfig.from_dict({"train": {"lr": 1e-4}}).train.schedule == "cosine"  # a new run: today's default

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             train__max_minutes=args.max_minutes, train__compile=args.compile or None,
         )  # fmt: skip
         if args.ssl_checkpoint:
-            cfg = merge(cfg, {"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
+            cfg = cfg.merged({"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
                               "train": {"ssl_checkpoint": str(args.ssl_checkpoint)}})  # fmt: skip
         elif args.freeze_encoder:
             raise NexnetError("--freeze-encoder goes with --ssl-checkpoint")

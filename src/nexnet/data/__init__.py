@@ -4,6 +4,7 @@ entry point a run takes its data from (``prepare_data``)."""
 from .adapters import ADAPTERS, Adapter, get_adapter
 from .augment import Augment
 from .cache import ArrayCache, CaseFacts, build_arrays, resize_image, scan
+from .config import DataConfig, checked_keys
 from .discovery import Discovery, Pair
 from .loader import Batch, BatchLoader, to_model_input
 from .prepare import SEEN, RunData, discover_and_split, prepare_data, refuse_seen_pixels
@@ -11,8 +12,8 @@ from .readers import read_image, read_image_bytes, read_mask
 from .splits import Split, build_split
 
 __all__ = [
-    "ADAPTERS", "Adapter", "ArrayCache", "Augment", "Batch", "BatchLoader", "CaseFacts", "Discovery",
-    "Pair", "RunData", "SEEN", "Split", "build_arrays", "build_split", "discover_and_split", "get_adapter",
-    "prepare_data", "read_image", "read_image_bytes", "read_mask", "refuse_seen_pixels", "resize_image", "scan",
-    "to_model_input",
+    "ADAPTERS", "Adapter", "ArrayCache", "Augment", "Batch", "BatchLoader", "CaseFacts", "DataConfig", "Discovery",
+    "Pair", "RunData", "SEEN", "Split", "build_arrays", "build_split", "checked_keys", "discover_and_split",
+    "get_adapter", "prepare_data", "read_image", "read_image_bytes", "read_mask", "refuse_seen_pixels",
+    "resize_image", "scan", "to_model_input",
 ]  # fmt: skip

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import NexnetError
 from .adapters import get_adapter
 from .cache import ArrayCache, build_arrays
+from .config import DataConfig
 from .discovery import Discovery
 from .splits import Split, build_split, cross_part_duplicates
 
@@ -47,31 +48,33 @@ def refuse_seen_pixels(seen: set[str], data: RunData, ids: list[str], what: str,
                           f"(e.g. {hits[0]}); {fix}")  # fmt: skip
 
 
-def discover_and_split(data_cfg: dict, split_override: str | Path | None = None) -> tuple[Discovery, Split, list[str]]:
+def discover_and_split(data: DataConfig | dict,
+                       split_override: str | Path | None = None) -> tuple[Discovery, Split, list[str]]:  # fmt: skip
     """Discover the dataset's pairs and make the split, before any image is decoded: a pair that
     turns out unreadable drops out of its part and moves no other case between parts, so ``train``
     and ``pretrain`` get the same split from the same name and seed."""
-    if not data_cfg.get("dataset") or not data_cfg.get("data_root"):
+    data = DataConfig.from_dict(data)
+    if not data.dataset or not data.data_root:
         raise NexnetError("name the data: --dataset NAME --data-root PATH")
-    adapter = get_adapter(data_cfg["dataset"])
-    opts = {"mask_suffix": data_cfg["mask_suffix"]} if data_cfg.get("mask_suffix") is not None else {}
-    found = adapter.discover(Path(data_cfg["data_root"]), **opts)
-    if found.problems and not data_cfg.get("skip_bad"):
+    adapter = get_adapter(data.dataset)
+    opts = {"mask_suffix": data.mask_suffix} if data.mask_suffix is not None else {}
+    found = adapter.discover(Path(data.data_root), **opts)
+    if found.problems and not data.skip_bad:
         more = f" (and {len(found.problems) - 1} more)" if len(found.problems) > 1 else ""
         raise NexnetError(f"{found.problems[0]}{more}; run check-data, or pass --skip-bad")
-    name = split_override or data_cfg.get("split") or adapter.default_split
-    split = build_split(data_cfg["dataset"], found, str(name), int(data_cfg.get("seed", 0)))
+    name = split_override or data.split or adapter.default_split
+    split = build_split(data.dataset, found, str(name), int(data.seed))
     return found, split, list(found.problems)
 
 
-def prepare_data(data_cfg: dict, split_override: str | Path | None = None,
+def prepare_data(data: DataConfig | dict, split_override: str | Path | None = None,
                  made: tuple[Discovery, Split, list[str]] | None = None) -> RunData:  # fmt: skip
     """Discover the dataset, make the split and build (or read) the array cache. ``made``: what
     ``discover_and_split`` already returned for this config, so that it is not done twice."""
-    found, split, warnings = made if made is not None else discover_and_split(data_cfg, split_override)
+    data = DataConfig.from_dict(data)
+    found, split, warnings = made if made is not None else discover_and_split(data, split_override)
     warnings = list(warnings)
-    arrays = build_arrays(found.pairs, int(data_cfg["image_size"]), data_cfg.get("workers"),
-                          bool(data_cfg.get("skip_bad")))  # fmt: skip
+    arrays = build_arrays(found.pairs, int(data.image_size), data.workers, bool(data.skip_bad))
     warnings += [f.error for f in arrays.facts.values() if f.error]
     readable = set(arrays.ids)
     found.pairs = [p for p in found.pairs if p.id in readable]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from ..data import SEEN, RunData, Split, discover_and_split, prepare_data, read_mask, refuse_seen_pixels
+from ..data import SEEN, DataConfig, RunData, Split, discover_and_split, prepare_data, read_mask, refuse_seen_pixels
 from ..errors import NexnetError
 from ..inference import Predictor, run_dir_of, to_original_size
 from ..io import atomic_write_json
@@ -62,27 +63,27 @@ def refuse_seen_cases(trained: Split, scored: Split, subset: str) -> None:
         )
 
 
-def scored_data(checkpoint: str | Path, data_cfg: dict, split_seed: int | None, subset: str,
+def scored_data(checkpoint: str | Path, wanted: DataConfig, split_seed: int | None, subset: str,
                 say: Callable[[str], None], threshold_on_val: bool = False) -> RunData:  # fmt: skip
     """The data to score: by default the split the model was trained on, with its seed. A split whose
     scored cases the model trained or was selected on is refused: by id before any image is
     decoded, then by pixels, under any name or dataset."""
     found = recorded_split(checkpoint)
-    trained = found[1] if found is not None and found[1].dataset == data_cfg["dataset"] else None
-    if data_cfg["split"] is None and trained is not None:
+    trained = found[1] if found is not None and found[1].dataset == wanted.dataset else None
+    if wanted.split is None and trained is not None:
         if split_seed is not None and split_seed != trained.seed:
             raise NexnetError(f"--split-seed {split_seed} goes with --split NAME; without it the model's own "
                               f"split (seed {trained.seed}) is scored")  # fmt: skip
-        data_cfg = {**data_cfg, "split": str(found[0])}  # the exact cases of the training run
+        wanted = replace(wanted, split=str(found[0]))  # the exact cases of the training run
     seed = split_seed if split_seed is not None else (trained.seed if trained is not None else 0)
-    data_cfg = {**data_cfg, "seed": seed}
-    made = discover_and_split(data_cfg)
+    wanted = replace(wanted, seed=seed)
+    made = discover_and_split(wanted)
     if trained is not None:
         if subset == "all":
             raise NexnetError(f"--subset all scores every {trained.dataset} case, and this model was trained on "
                               f"{trained.dataset}; use --subset test")  # fmt: skip
         refuse_seen_cases(trained, made[1], subset)
-    data = prepare_data(data_cfg, made=made)
+    data = prepare_data(wanted, made=made)
     seen_file = Path(checkpoint) / SEEN
     if not seen_file.is_file():
         say(f"note: {checkpoint} records no images it was trained on, so overlap with the scored cases "
@@ -99,6 +100,26 @@ def scored_data(checkpoint: str | Path, data_cfg: dict, split_seed: int | None, 
     return data
 
 
+def _check_out(out: str | Path, data_root: str | Path) -> None:
+    refuse_inside_sources(out, "--out", {"--data-root": data_root})
+    refuse_foreign_files(out, "--out", CHECKPOINT_FILES)
+    refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
+
+
+def _threshold(threshold: str, subset: str, probs_and_gts: Callable[[str], tuple]) -> tuple[float, str]:
+    """The threshold and what chose it: a number given, or the best on the validation split."""
+    if threshold != "val":
+        try:
+            return float(threshold), "fixed"
+        except ValueError:
+            raise NexnetError(f"--threshold {threshold!r}: a number such as 0.5, or 'val'") from None
+    if subset in ("val", "all"):
+        raise NexnetError(f"--threshold val with --subset {subset} would choose the threshold on scored cases; "
+                          "give a number, e.g. --threshold 0.5")  # fmt: skip
+    _, vp, vg = probs_and_gts("val")
+    return _pick_threshold(vp, vg), "validation split (best mean Dice over 0.05..0.95)"
+
+
 def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split: str | None = None,
              subset: str = "test", threshold: str = "0.5", tta: bool = False, protocol: str = "honest",
              out: str | Path | None = None, device: str = "auto", batch_size: int = 8,
@@ -108,13 +129,11 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
     ``split.json``); a named split is refused if its scored cases overlap the model's own."""
     pred = Predictor.load(checkpoint, device, amp=amp, graphs=graphs)  # graphs: CUDA only
     if out:
-        refuse_inside_sources(out, "--out", {"--data-root": data_root})
-        refuse_foreign_files(out, "--out", CHECKPOINT_FILES)
-        refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
+        _check_out(out, data_root)
     if note := slow_autocast_note(pred.amp, pred.device):
         say(f"note: {note}")
-    data_cfg = {"dataset": dataset, "data_root": data_root, "split": split, "image_size": pred.image_size}
-    data = scored_data(checkpoint, {**data_cfg, "skip_bad": False}, split_seed, subset, say, threshold == "val")
+    wanted = DataConfig(dataset, str(data_root), split, image_size=pred.image_size)
+    data = scored_data(checkpoint, wanted, split_seed, subset, say, threshold == "val")
     pairs = {p.id: p for p in data.found.pairs}
 
     def probs_and_gts(part: str) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
@@ -127,17 +146,7 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
         gts = [read_mask(pairs[i].mask) for i in tqdm(ids, desc=f"reading {part} masks", leave=False)]
         return ids, probs, gts
 
-    if threshold == "val":
-        if subset in ("val", "all"):
-            raise NexnetError(f"--threshold val with --subset {subset} would choose the threshold on scored cases; "
-                              "give a number, e.g. --threshold 0.5")  # fmt: skip
-        _, vp, vg = probs_and_gts("val")
-        thr, chosen_on = _pick_threshold(vp, vg), "validation split (best mean Dice over 0.05..0.95)"
-    else:
-        try:
-            thr, chosen_on = float(threshold), "fixed"
-        except ValueError:
-            raise NexnetError(f"--threshold {threshold!r}: a number such as 0.5, or 'val'") from None
+    thr, chosen_on = _threshold(threshold, subset, probs_and_gts)
     ids, probs, gts = probs_and_gts(subset)
     cases = [score_case(i, to_original_size(p, *g.shape) > thr, g, height=g.shape[0], width=g.shape[1])
              for i, p, g in zip(ids, probs, gts)]  # fmt: skip

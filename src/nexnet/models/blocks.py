@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -54,43 +56,49 @@ class ConvMaSA(nn.Module):
 ENCODER_CHAINS = ("nex", "conv_masa")
 
 
+@dataclass(frozen=True)
+class LevelOptions:
+    """What every encoder level of NExNet Seg shares; :class:`NExNetSeg`'s keywords of the same names
+    (``chain`` is its ``encoder_chain``)."""
+
+    tpen: bool = True
+    order: int = 3
+    masa: bool = True
+    gamma: float | str = 0.8
+    head_dim: int = 32
+    masa_mode: str = "decomposed"
+    tpen_clip: float | None = None
+    tpen_init: str = "log1p"
+    chain: str = "nex"
+
+
 class NExBlock(nn.Module):
     """One encoder level of NExNet Seg.
 
     ``x_out = TPEN(ReLU(Conv3x3_dilation2(BN(x))))`` and ``skip = ConvMaSA(x_out)``; ``skip`` goes to
-    the decoder. ``chain`` says which of the two goes on to the next level: ``"nex"`` (the paper:
-    ``x_out``, so the main path has one convolution per level) or ``"conv_masa"`` (``skip``: the
-    main path also runs the DoubleConv and the attention, three convolutions per level).
+    the decoder. ``options.chain`` says which of the two goes on to the next level: ``"nex"`` (the
+    paper: ``x_out``, so the main path has one convolution per level) or ``"conv_masa"`` (``skip``:
+    the main path also runs the DoubleConv and the attention, three convolutions per level).
 
     Shapes: ``(B, C_in, H, W) -> ((B, C_out, H, W) onward, (B, C_out, H, W) skip)``.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        tpen: bool = True,
-        order: int = 3,
-        masa: bool = True,
-        gamma: float | str = 0.8,
-        head_dim: int = 32,
-        masa_mode: str = "decomposed",
-        tpen_clip: float | None = None,
-        tpen_init: str = "log1p",
-        chain: str = "nex",
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, options: LevelOptions = LevelOptions()) -> None:
         super().__init__()
-        if chain not in ENCODER_CHAINS:
-            raise ValueError(f"encoder_chain must be one of {', '.join(ENCODER_CHAINS)}, got {chain!r}")
-        self.chain = chain
+        o = options
+        if o.chain not in ENCODER_CHAINS:
+            raise ValueError(f"encoder_chain must be one of {', '.join(ENCODER_CHAINS)}, got {o.chain!r}")
+        self.chain = o.chain
         self.norm = nn.BatchNorm2d(in_channels)
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=2, dilation=2)
         self.act = nn.ReLU(inplace=True)
         # The "no T-PEN" ablation is the plain neuron: order 1, coefficient frozen at 1.
         self.tpen = (
-            TPEN(out_channels, order=order, clip=tpen_clip, init=tpen_init) if tpen else TPEN(out_channels, 1, False)
+            TPEN(out_channels, order=o.order, clip=o.tpen_clip, init=o.tpen_init)
+            if o.tpen
+            else TPEN(out_channels, 1, False)
         )
-        self.conv_masa = ConvMaSA(out_channels, out_channels, masa, gamma, head_dim, masa_mode)
+        self.conv_masa = ConvMaSA(out_channels, out_channels, o.masa, o.gamma, o.head_dim, o.masa_mode)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.tpen(self.act(self.conv(self.norm(x))))

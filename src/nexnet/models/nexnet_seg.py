@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .base import SegmentationModel
-from .blocks import DoubleConv, NExBlock
+from .blocks import DoubleConv, LevelOptions, NExBlock
 from .input_checks import check_image_batch
 from .registry import register_config_upgrade, register_model
 from .ssl_autoencoder import SSLEncoder
@@ -124,10 +124,10 @@ class NExNetSeg(SegmentationModel):
         self.in_channels = in_channels
         self.ssl_channels = ssl_channels
         self.size_multiple = 2 ** (len(widths) - 1)
-        level = dict(masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode, tpen=tpen, order=order,
-                     tpen_clip=tpen_clip, tpen_init=chosen["tpen_init"], chain=chosen["encoder_chain"])  # fmt: skip
+        level = LevelOptions(tpen, order, masa, gamma, head_dim, masa_mode, tpen_clip, chosen["tpen_init"],
+                             chosen["encoder_chain"])  # fmt: skip
         ins = [in_channels, *widths[:-1]]
-        self.encoder = nn.ModuleList(NExBlock(c_in, c_out, **level) for c_in, c_out in zip(ins, widths))
+        self.encoder = nn.ModuleList(NExBlock(c_in, c_out, level) for c_in, c_out in zip(ins, widths))
         self.pool = nn.MaxPool2d(2)
         self.decoder = nn.ModuleList()
         below = widths[-1] + ssl_channels

@@ -16,7 +16,7 @@ from ..io import atomic_write_text
 from ..outputs import refuse_foreign_files
 from ..profile import count_parameters
 from ..synthetic import make_synthetic_dataset
-from ..training import resolve, train
+from ..training import RunConfig, resolve, train
 
 DEMO_FILES = {"synthetic_polyps", "run", "eval", "test_images", "predictions", "report.md"}
 DEMO_SETTINGS = [
@@ -60,7 +60,7 @@ def run_demo(out: str | Path = "demo", seconds: float = 120) -> int:
     return 0
 
 
-def _report(out: Path, cfg: dict, result: dict, s: dict, wall: float) -> None:
+def _report(out: Path, cfg: RunConfig, result: dict, s: dict, wall: float) -> None:
     m, pooled, ci = s["mean"], s["pixel_pooled"], s["mean_dice_ci95"]
     from ..models import create_model
 
@@ -72,7 +72,7 @@ The numbers show that the pipeline works end to end; they say nothing about clin
 
 Model `nexnet_seg_s` ({params:.2f}M parameters), trained {result["epoch"]} epochs
 ({result["optimizer_steps"]} optimizer steps, {result["elapsed"]:.0f} s, stopped: {result["stop_reason"]})
-at {cfg["data"]["image_size"]} px on the CPU; demo settings: {", ".join(DEMO_SETTINGS)}.
+at {cfg.data.image_size} px on the CPU; demo settings: {", ".join(DEMO_SETTINGS)}.
 Best validation mDice {result["best_dice"]:.4f} at epoch {result["best_epoch"]}. Whole demo: {wall:.0f} s.
 
 ## Test metrics (honest protocol: threshold 0.5, each image at its original size)
@@ -101,7 +101,7 @@ Green: prediction; blue: ground truth. All overlays: `predictions/overlays/`; ma
 ## Reproduce
 
 ```
-nexnet demo --out {out} --seconds {cfg["train"]["max_minutes"] * 60:.0f}
+nexnet demo --out {out} --seconds {cfg.train.max_minutes * 60:.0f}
 ```
 
 ## Try the model in a browser

@@ -18,7 +18,7 @@ from ..models import create_model
 from ..models.base import read_config
 from ..plots import bar_chart, scatter_chart
 from ..profile import count_parameters, format_markdown, profile_model
-from ..training import PRETRAIN_DEFAULTS, load_yaml, merge, paper_recipe, parse_set, pretrain, resolve, train
+from ..training import PRETRAIN_DEFAULTS, RunConfig, load_yaml, paper_recipe, parse_set, pretrain, resolve, train
 
 DATASETS = ["isic2016", "isic2017", "isic2018", "ph2", "kvasir", "cvc_clinicdb"]
 MODELS = {"unet": "UNet", "unetpp": "UNet++", "transunet": "TransUNet", "segformer_b2": "SegFormer",
@@ -41,15 +41,15 @@ QUICK_PRETRAIN = {"image_size": 64, "epochs": 3, "batch_size": 16}
 
 
 def run_config(model: str, dataset: str, folder: Path, quick: bool, device: str, extra: list[str] | None = None,
-               paper_exact: bool = False, variant: list[str] | None = None) -> dict:  # fmt: skip
+               paper_exact: bool = False, variant: list[str] | None = None) -> RunConfig:  # fmt: skip
     """One cell's config: defaults, the paper's recipe (``paper_exact``), then --quick's settings
     (a CPU-sized run wins over either recipe), the ``variant``'s keys, and the user's ``--set`` last."""
     cfg = resolve(None, [f"train.device={device}"], model__name=model, data__dataset=dataset,
                   data__data_root=str(folder))  # fmt: skip
     if paper_exact:
-        cfg = merge(cfg, paper_recipe(model))
+        cfg = cfg.merged(paper_recipe(model))
     quick_sets = [f"{k}={v}" for k, v in QUICK.items()] if quick else []
-    return merge(cfg, parse_set([*quick_sets, *(variant or []), *(extra or [])]))
+    return cfg.merged(parse_set([*quick_sets, *(variant or []), *(extra or [])]))
 
 
 def table_name(table: int, paper_exact: bool) -> str:
@@ -72,7 +72,7 @@ def available(datasets: list[str], root: Path, say: Callable[[str], None]) -> li
     return found
 
 
-def run_cell(run: Path, cfg: dict, dataset: str, folder: Path, say: Callable[[str], None]) -> dict | None:
+def run_cell(run: Path, cfg: RunConfig, dataset: str, folder: Path, say: Callable[[str], None]) -> dict | None:
     """Train (or resume, or skip when finished) one run, then evaluate it on the test split."""
     summary_file = run / "eval" / "summary.json"
     if summary_file.is_file():
@@ -82,7 +82,8 @@ def run_cell(run: Path, cfg: dict, dataset: str, folder: Path, say: Callable[[st
         resume = (run / "last" / "state.json").is_file()
         say(f"{run}: {'resuming' if resume else 'training'}")
         if resume and (run / "config.yaml").is_file():  # continue the run as it started, not as today's defaults say
-            cfg = merge(load_yaml(run / "config.yaml"), {"train": {"device": cfg["train"]["device"]}})
+            saved = RunConfig.from_dict(load_yaml(run / "config.yaml"), saved=True)
+            cfg = saved.merged({"train": {"device": cfg.train.device}})
         try:
             result = train(cfg, run, resume=resume)  # its epoch lines are the grid's progress
         except (NexnetError, ValueError) as e:
@@ -91,7 +92,7 @@ def run_cell(run: Path, cfg: dict, dataset: str, folder: Path, say: Callable[[st
         atomic_write_json(run / "train_done.json", {k: v for k, v in result.items() if k != "log"})
     try:
         return evaluate(run / "best", dataset, folder, subset="test", protocol="paper", out=run / "eval",
-                        say=lambda _: None, batch_size=int(cfg["train"]["batch_size"]))  # fmt: skip
+                        say=lambda _: None, batch_size=int(cfg.train.batch_size))  # fmt: skip
     except NexnetError as e:
         say(f"{run}: not evaluated ({e})")
         return None
@@ -129,9 +130,9 @@ def table2(root: Path, out: Path, datasets: list[str], quick: bool, device: str,
         pre.rename(aside)  # from before pretraining recorded its images: fine-tuning would refuse it
         say(f"{pre}: records no list of the images it read; moved to {aside.name}, pretraining again")
     if not (pre / "best").is_dir() or not (pre / "pretrain_done.json").is_file():
-        data = run_config("nexnet_seg", dataset, folder, quick, device, extra, paper_exact)["data"]
+        data = run_config("nexnet_seg", dataset, folder, quick, device, extra, paper_exact).data
         cfg = {**PRETRAIN_DEFAULTS, "datasets": [dataset], "data_roots": [str(folder)], "device": device,
-               "split": data["split"], "split_seed": data["seed"],  # the fine-tuning runs' training part
+               "split": data.split, "split_seed": data.seed,  # the fine-tuning runs' training part
                **(QUICK_PRETRAIN if quick else {})}  # fmt: skip
         say(f"{pre}: pretraining the SSL autoencoder")
         pretrain(cfg, pre, resume=(pre / "last" / "state.json").is_file(), quiet=True)
@@ -179,15 +180,15 @@ def table4(out: Path, models: list[str], quick: bool, device: str, say: Callable
     return rows
 
 
-def _row(dataset: str, model: str, s: dict | None, cfg: dict, reported: float | None) -> dict[str, Any]:
-    params = count_parameters(create_model(model, **{k: v for k, v in cfg["model"].items() if k != "name"}))
+def _row(dataset: str, model: str, s: dict | None, cfg: RunConfig, reported: float | None) -> dict[str, Any]:
+    params = count_parameters(create_model(model, **cfg.model_kwargs()))
     return {
         "dataset": dataset, "model": model, "params_m": round(params / 1e6, 2),
         "ours_mdice": s["mean"]["dice"] if s else None, "ours_mdice_ci95": s["mean_dice_ci95"] if s else None,
         "ours_miou": s["mean"]["iou"] if s else None, "pooled_dice": s["pixel_pooled"]["dice"] if s else None,
         "authors_protocol_dice": s["authors_protocol"]["dice"] if s else None, "reported_dice": reported,
-        "test_cases": s["cases"] if s else 0, "image_size": cfg["data"]["image_size"],
-        "epochs": cfg["train"]["epochs"],
+        "test_cases": s["cases"] if s else 0, "image_size": cfg.data.image_size,
+        "epochs": cfg.train.epochs,
     }  # fmt: skip
 
 

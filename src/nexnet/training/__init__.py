@@ -2,10 +2,12 @@
 
 from .config import DEFAULTS, PAPER_FORM, PAPER_RECIPE, load_yaml, merge, paper_recipe, parse_set, resolve
 from .pretrainer import PRETRAIN_DEFAULTS, pretrain
+from .run_config import AugmentConfig, LossConfig, PretrainConfig, RunConfig, TrainConfig
 from .run_folder import RunFolder
 from .trainer import train
 
 __all__ = [
-    "DEFAULTS", "PAPER_FORM", "PAPER_RECIPE", "PRETRAIN_DEFAULTS", "RunFolder", "load_yaml", "merge",
-    "paper_recipe", "parse_set", "pretrain", "resolve", "train",
+    "DEFAULTS", "PAPER_FORM", "PAPER_RECIPE", "PRETRAIN_DEFAULTS", "AugmentConfig", "LossConfig", "PretrainConfig",
+    "RunConfig", "RunFolder", "TrainConfig", "load_yaml", "merge", "paper_recipe", "parse_set", "pretrain",
+    "resolve", "train",
 ]  # fmt: skip

@@ -10,29 +10,11 @@ import yaml
 
 from ..errors import NexnetError
 from ..models.input_checks import nearest_multiples
+from .run_config import PretrainConfig, RunConfig, merge
 
-# The default recipe; configs/default.yaml holds the same values (a test keeps them equal). It departs
-# from the paper's (configs/paper_exact.yaml, PAPER_RECIPE below) where docs/training.md measured
-# that NExNet Seg learns faster: batch 16, lr 1e-3 with a cosine schedule, T-PEN coefficients at 10x
-# the rate without weight decay. The paper's warm-up, clipping and loss are kept.
-DEFAULTS: dict[str, Any] = {
-    "model": {"name": "nexnet_seg"},
-    "data": {
-        "dataset": None, "data_root": None, "split": None, "seed": 0, "image_size": 224,
-        "mask_suffix": None, "skip_bad": False, "workers": None,
-    },
-    "train": {
-        "epochs": 250, "batch_size": 16, "lr": 1.0e-3, "weight_decay": 1.0e-4, "schedule": "cosine",
-        "warmup_epochs": 5, "plateau_factor": 0.5, "plateau_patience": 10, "min_lr": 1.0e-6, "early_stop": 30,
-        "grad_clip": 0.5, "tpen_lr_scale": 10.0, "tpen_weight_decay": 0.0, "seed": 0, "device": "auto",
-        "amp": False, "max_minutes": None, "eval_batch_size": 16, "ssl_checkpoint": None, "compile": False,
-    },
-    "loss": {"bce_weight": 1.0, "dice_weight": 1.0, "pos_weight": "auto"},
-    "augment": {
-        "enabled": True, "hflip": 0.5, "vflip": 0.5, "rotate_degrees": 15.0,
-        "brightness": 0.2, "contrast": 0.2, "saturation": 0.2,
-    },
-}  # fmt: skip
+# The default recipe as nested dicts (the shape of a YAML config); the dataclasses of run_config.py
+# hold the values and say why they are what they are.
+DEFAULTS: dict[str, Any] = RunConfig().to_dict()
 
 # The paper's recipe (configs/paper_recipe.yaml): what differs from DEFAULTS. With NExNet Seg's paper
 # form it is the paper's network and recipe (configs/paper_exact.yaml).
@@ -40,20 +22,6 @@ PAPER_RECIPE: dict[str, Any] = {
     "train": {"batch_size": 64, "lr": 1.0e-4, "schedule": "plateau", "tpen_lr_scale": 1.0, "tpen_weight_decay": None},
 }  # fmt: skip
 PAPER_FORM: dict[str, Any] = {"model": {"form": "paper"}}
-
-
-def merge(base: dict, update: dict, where: str = "") -> dict:
-    """``base`` updated by ``update``, recursively; unknown sections are refused, model keys are free."""
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        path = f"{where}{key}"
-        if key not in out and not path.startswith("model."):
-            raise NexnetError(f"unknown config key {path!r} (known: {', '.join(sorted(out))})")
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value, path + ".")
-        else:
-            out[key] = value
-    return out
 
 
 def parse_set(items: list[str]) -> dict:
@@ -93,9 +61,10 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def resolve(config_file: str | Path | list | None = None, sets: list[str] | None = None, **flags: Any) -> dict:
+def resolve(config_file: str | Path | list | None = None, sets: list[str] | None = None,
+            **flags: Any) -> RunConfig:  # fmt: skip
     """Defaults <- config file(s), later ones winning <- flags given on the command line
-    (``section__key``) <- ``--set``."""
+    (``section__key``) <- ``--set``; resolved once into the typed :class:`RunConfig`."""
     cfg = copy.deepcopy(DEFAULTS)
     files = config_file if isinstance(config_file, list) else [config_file] if config_file else []
     for path in files:
@@ -106,7 +75,7 @@ def resolve(config_file: str | Path | list | None = None, sets: list[str] | None
             cfg = merge(cfg, {section: {key: value}})
     if sets:
         cfg = merge(cfg, parse_set(sets))
-    return cfg
+    return RunConfig.from_dict(cfg)
 
 
 # (section, key, flag, smallest valid value, may be null); checked before any decoding.
@@ -156,43 +125,37 @@ def check_image_size(size: int, multiple: int, model: str) -> None:
         raise NexnetError(f"--image-size {size}: {model} needs a multiple of {multiple}; use {valid}")
 
 
-def check_run_numbers(cfg: dict, size_multiple: int, model: str) -> None:
+def check_run_numbers(cfg: RunConfig, size_multiple: int, model: str) -> None:
     """One line naming the option and a valid value for the first bad number of a run's config."""
-    present = lambda section, key: key in cfg.get(section, {})  # noqa: E731  (older runs lack newer keys)
+    value = lambda section, key: getattr(getattr(cfg, section), key)  # noqa: E731
     for section, key, flag, least, nullable in NUMBERS:
-        if present(section, key):
-            check_count(cfg[section][key], flag, least, DEFAULTS[section][key], nullable)
+        check_count(value(section, key), flag, least, DEFAULTS[section][key], nullable)
     for section, key, flag, nullable, zero in REALS:
-        if present(section, key):
-            check_real(cfg[section][key], flag, DEFAULTS[section][key], nullable, zero)
+        check_real(value(section, key), flag, DEFAULTS[section][key], nullable, zero)
     for section, key in PROBABILITIES:
-        if present(section, key) and cfg[section][key] > 1:
-            raise NexnetError(f"{section}.{key} {cfg[section][key]!r}: use a number from 0 to 1")
-    pos_weight = cfg.get("loss", {}).get("pos_weight", "auto")
+        if value(section, key) > 1:
+            raise NexnetError(f"{section}.{key} {value(section, key)!r}: use a number from 0 to 1")
+    pos_weight = cfg.loss.pos_weight
     if pos_weight != "auto" and (isinstance(pos_weight, bool) or not isinstance(pos_weight, (int, float))
                                  or pos_weight <= 0):  # fmt: skip
         raise NexnetError(f"loss.pos_weight {pos_weight!r}: use auto (from the training masks) or a number above 0")
-    check_image_size(cfg["data"]["image_size"], size_multiple, model)
+    check_image_size(cfg.data.image_size, size_multiple, model)
 
 
-def fit_warmup(cfg: dict) -> str:
+def fit_warmup(cfg: RunConfig) -> str:
     """Shorten a warm-up that would last the whole run (to a quarter of it); the note to print, or ''."""
-    tc = cfg["train"]
-    if tc["warmup_epochs"] < tc["epochs"] or tc["warmup_epochs"] == 0:
+    tc = cfg.train
+    if tc.warmup_epochs < tc.epochs or tc.warmup_epochs == 0:
         return ""
-    old, tc["warmup_epochs"] = tc["warmup_epochs"], tc["epochs"] // 4
+    old, tc.warmup_epochs = tc.warmup_epochs, tc.epochs // 4
     return (
-        f"note: the {old}-epoch warm-up would last all {tc['epochs']} epochs and never reach lr "
-        f"{tc['lr']:g}; shortened to {tc['warmup_epochs']} (set train.warmup_epochs to choose)"
+        f"note: the {old}-epoch warm-up would last all {tc.epochs} epochs and never reach lr "
+        f"{tc.lr:g}; shortened to {tc.warmup_epochs} (set train.warmup_epochs to choose)"
     )
 
 
-def model_kwargs(cfg: dict) -> dict:
-    return {k: v for k, v in cfg["model"].items() if k != "name"}
-
-
-def dump(cfg: dict) -> str:
-    return yaml.safe_dump(cfg, sort_keys=False)
+def dump(cfg: RunConfig | PretrainConfig | dict) -> str:
+    return yaml.safe_dump(cfg if isinstance(cfg, dict) else cfg.to_dict(), sort_keys=False)
 
 
 def paper_recipe(model: str) -> dict:

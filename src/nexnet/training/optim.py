@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..models.tpen import TPEN
+from .run_config import TrainConfig
 
 
 def tpen_coefficients(model: nn.Module) -> list[nn.Parameter]:
@@ -13,22 +14,22 @@ def tpen_coefficients(model: nn.Module) -> list[nn.Parameter]:
     return [m.coefficients for m in model.modules() if isinstance(m, TPEN) and isinstance(m.coefficients, nn.Parameter)]
 
 
-def build_optimizer(model: nn.Module, tc: dict) -> tuple[torch.optim.Adam, list[torch.Tensor]]:
+def build_optimizer(model: nn.Module, tc: TrainConfig) -> tuple[torch.optim.Adam, list[torch.Tensor]]:
     """Adam over ``model``'s trainable parameters, and that list (for clipping).
 
-    T-PEN coefficients learn at ``tc["tpen_lr_scale"]`` times the learning rate and with weight
-    decay ``tc["tpen_weight_decay"]`` (None: the common ``weight_decay``): they are few, and at the
+    T-PEN coefficients learn at ``tc.tpen_lr_scale`` times the learning rate and with weight
+    decay ``tc.tpen_weight_decay`` (None: the common ``weight_decay``): they are few, and at the
     common rate they barely leave their starting values (docs/training.md). Each group's
     ``lr_scale`` is applied by :meth:`Stepper.set_lr`.
     """
     trainable = [p for p in model.parameters() if p.requires_grad]  # a frozen SSL encoder stays as loaded
     coefficients = {id(p) for p in tpen_coefficients(model) if p.requires_grad}
-    decay = tc["weight_decay"] if tc.get("tpen_weight_decay") is None else tc["tpen_weight_decay"]
-    scale = float(tc.get("tpen_lr_scale", 1.0))
-    if not coefficients or (scale == 1.0 and tc.get("tpen_weight_decay") is None):
-        return torch.optim.Adam(trainable, lr=tc["lr"], weight_decay=tc["weight_decay"]), trainable
+    decay = tc.weight_decay if tc.tpen_weight_decay is None else tc.tpen_weight_decay
+    scale = float(tc.tpen_lr_scale)
+    if not coefficients or (scale == 1.0 and tc.tpen_weight_decay is None):
+        return torch.optim.Adam(trainable, lr=tc.lr, weight_decay=tc.weight_decay), trainable
     groups = [
         {"params": [p for p in trainable if id(p) not in coefficients], "lr_scale": 1.0},
         {"params": [p for p in trainable if id(p) in coefficients], "lr_scale": scale, "weight_decay": decay},
     ]
-    return torch.optim.Adam(groups, lr=tc["lr"], weight_decay=tc["weight_decay"]), trainable
+    return torch.optim.Adam(groups, lr=tc.lr, weight_decay=tc.weight_decay), trainable

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data import SEEN, build_arrays, discover_and_split, to_model_input
+from ..data import SEEN, DataConfig, build_arrays, discover_and_split, to_model_input
 from ..errors import NexnetError
 from ..io import atomic_write_json
 from ..models import create_model
@@ -20,52 +20,46 @@ from ..plots import image_grid, line_chart, save_png
 from ..runtime import pick_device, place_model
 from .config import check_count, check_image_size, check_real
 from .recon_losses import ReconstructionLoss, VGG16Features, psnr, ssim
+from .run_config import PretrainConfig
 from .run_folder import RunFolder
 
-PRETRAIN_DEFAULTS: dict[str, Any] = {
-    "datasets": [], "data_roots": [], "split": None, "seed": 0, "split_seed": 0, "image_size": 224, "epochs": 100,
-    "batch_size": 16, "lr": 1.0e-3, "noise": 0.1, "vgg_weights": None, "holdout": 0.05,
-    "device": "auto", "max_minutes": None, "workers": None,
-}  # fmt: skip
+PRETRAIN_DEFAULTS: dict[str, Any] = PretrainConfig().to_dict()  # the values live in PretrainConfig
 LOG = ["epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr", "seconds"]
 
 
-def training_images(cfg: dict, out: Path | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+def training_images(cfg: PretrainConfig, out: Path | None = None) -> tuple[np.ndarray, list[str], list[str]]:
     """The training-part images of each dataset's split, decoded at ``image_size``; nothing else is read.
 
     The split is made as ``nexnet train`` makes it (``discover_and_split``, with ``split_seed``), so a
     fine-tuning run with the same split and seed can check that every image read here is in its
     training part."""
-    if len(cfg["datasets"]) != len(cfg["data_roots"]):
-        raise NexnetError(f"{len(cfg['datasets'])} datasets but {len(cfg['data_roots'])} data roots: "
+    if len(cfg.datasets) != len(cfg.data_roots):
+        raise NexnetError(f"{len(cfg.datasets)} datasets but {len(cfg.data_roots)} data roots: "
                           "give one --data-root per --dataset, comma-separated")  # fmt: skip
     images, ids, hashes = [], [], []
-    for name, root in zip(cfg["datasets"], cfg["data_roots"]):
-        data_cfg = {"dataset": name, "data_root": root, "split": cfg["split"], "seed": cfg["split_seed"],
-                    "skip_bad": True}  # fmt: skip
-        found, split, _ = discover_and_split(data_cfg)
+    for name, root in zip(cfg.datasets, cfg.data_roots):
+        data = DataConfig(name, root, cfg.split, cfg.split_seed, cfg.image_size, skip_bad=True, workers=cfg.workers)
+        found, split, _ = discover_and_split(data)
         if out is not None:
             split.save(out / f"split_{name}.json")
         train = set(split.train)
         pairs = [p for p in found.pairs if p.id in train]  # never the val or test pairs
-        arrays = build_arrays(pairs, cfg["image_size"], cfg["workers"], skip_bad=True)
+        arrays = build_arrays(pairs, cfg.image_size, cfg.workers, skip_bad=True)
         images.append(np.asarray(arrays.images))
         ids += [f"{name}/{i}" for i in arrays.ids]
         hashes += [arrays.facts[i].pixel_hash for i in arrays.ids]
     return np.concatenate(images), ids, sorted(set(hashes))
 
 
-def check_pretrain_numbers(cfg: dict) -> None:
+def check_pretrain_numbers(cfg: PretrainConfig) -> None:
     """One line naming the option and a valid value for the first bad number."""
-    if "datasets" not in cfg:
-        raise NexnetError("this folder's config.yaml is not a pretraining run's; resume it with the verb that made it")
-    check_image_size(cfg["image_size"], SSLAutoencoder.size_multiple, "ssl_autoencoder")
+    check_image_size(cfg.image_size, SSLAutoencoder.size_multiple, "ssl_autoencoder")
     flag = lambda key: f"--{key.replace('_', '-')}"  # noqa: E731
     for key, least in (("epochs", 1), ("batch_size", 1), ("workers", 1), ("seed", 0), ("split_seed", 0)):
-        check_count(cfg.get(key), flag(key), least, PRETRAIN_DEFAULTS[key], nullable=key == "workers")
-    check_real(cfg["lr"], "--lr", PRETRAIN_DEFAULTS["lr"])
-    check_real(cfg["noise"], "--noise", PRETRAIN_DEFAULTS["noise"], zero=True)
-    check_real(cfg.get("max_minutes"), "--max-minutes", None, nullable=True)
+        check_count(getattr(cfg, key), flag(key), least, PRETRAIN_DEFAULTS[key], nullable=key == "workers")
+    check_real(cfg.lr, "--lr", PRETRAIN_DEFAULTS["lr"])
+    check_real(cfg.noise, "--noise", PRETRAIN_DEFAULTS["noise"], zero=True)
+    check_real(cfg.max_minutes, "--max-minutes", None, nullable=True)
 
 
 def _noisy(x: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
@@ -80,11 +74,11 @@ def _batches(images: np.ndarray, rows: np.ndarray, size: int, device: torch.devi
         yield to_model_input(images[idx], device)
 
 
-def _check_out(cfg: dict, folder: RunFolder, resume: bool) -> None:
+def _check_out(cfg: PretrainConfig, folder: RunFolder, resume: bool) -> None:
     """Data roots made absolute (``--resume`` from anywhere); an ``--out`` that holds a run (without
     ``--resume``), lies inside a data root or holds foreign files refused."""
-    cfg["data_roots"] = [str(Path(root).resolve()) for root in cfg["data_roots"]]
-    folder.refuse_unless_writable(resume, cfg["data_roots"], ours_prefix=("split_",))
+    cfg.data_roots = [str(Path(root).resolve()) for root in cfg.data_roots]
+    folder.refuse_unless_writable(resume, cfg.data_roots, ours_prefix=("split_",))
 
 
 def _fit_epoch(model: torch.nn.Module, bar: tqdm, loss_fn: torch.nn.Module, opt: torch.optim.Optimizer,
@@ -117,58 +111,57 @@ def _validate(model, images, rows, loss_fn, noise, device, batch) -> dict[str, f
     return {"val_loss": sum(losses) / n, "val_psnr": float(np.mean(ps)), "val_ssim": float(np.mean(ss))}
 
 
-def pretrain(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Pretrain the SSL autoencoder as ``cfg`` (``PRETRAIN_DEFAULTS``' keys) says, into the run folder ``out``."""
+def pretrain(cfg: PretrainConfig | dict, out: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Pretrain the SSL autoencoder as ``cfg`` (a ``PretrainConfig`` or its dict) says, into the run folder ``out``."""
     folder = RunFolder(Path(out))
-    if "datasets" in cfg:
-        cfg.setdefault("split_seed", cfg.get("seed", 0))  # runs from before --split-seed split with --seed
+    cfg = PretrainConfig.from_dict(cfg)
     check_pretrain_numbers(cfg)  # before any decoding
     _check_out(cfg, folder, resume)
     say = (lambda m: None) if quiet else tqdm.write
-    device = pick_device(cfg["device"])
+    device = pick_device(cfg.device)
     folder.write_config(cfg)
     images, ids, pixel_hashes = training_images(cfg, folder.path)
-    perm = np.random.default_rng(cfg["seed"]).permutation(len(ids))
-    n_hold = max(1, round(cfg["holdout"] * len(ids)))
+    perm = np.random.default_rng(cfg.seed).permutation(len(ids))
+    n_hold = max(1, round(cfg.holdout * len(ids)))
     val_rows, train_rows = np.sort(perm[:n_hold]), perm[n_hold:]
     atomic_write_json(folder.path / "images.json", {"train": [ids[i] for i in sorted(train_rows)],
                                                     "holdout": [ids[i] for i in val_rows]})  # fmt: skip
-    torch.manual_seed(cfg["seed"])
+    torch.manual_seed(cfg.seed)
     model = place_model(create_model("ssl_autoencoder"), device)
-    vgg = VGG16Features.from_file(cfg["vgg_weights"]).to(device) if cfg.get("vgg_weights") else None
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    vgg = VGG16Features.from_file(cfg.vgg_weights).to(device) if cfg.vgg_weights else None
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     state: dict[str, Any] = {"epoch": 0, "best_loss": float("inf"), "elapsed": 0.0, "log": []}
     if resume:
         state.update(folder.load_last(model, opt))
     say(
-        f"pretraining ssl_autoencoder on {len(train_rows)} training images of {', '.join(cfg['datasets'])} "
-        f"({len(val_rows)} held out for PSNR/SSIM) at {cfg['image_size']}px; noise sigma {cfg['noise']}; "
+        f"pretraining ssl_autoencoder on {len(train_rows)} training images of {', '.join(cfg.datasets)} "
+        f"({len(val_rows)} held out for PSNR/SSIM) at {cfg.image_size}px; noise sigma {cfg.noise}; "
         f"perceptual term {'on' if vgg is not None else 'off (no --vgg-weights): 0.78 MSE + 0.22 (1-SSIM)'}"
     )
-    best_extra = {"image_size": cfg["image_size"], "images_read": _images_read(ids)}
+    best_extra = {"image_size": cfg.image_size, "images_read": _images_read(ids)}
     seen = {SEEN: {"train": pixel_hashes, "val": []}}
     data = (images, train_rows, val_rows, device)
     _epochs(cfg, folder, model, opt, ReconstructionLoss(vgg), data, state, best_extra, seen, say, quiet)
     return {k: v for k, v in state.items() if k != "log"} | {"last": state["log"][-1] if state["log"] else {}}
 
 
-def _epochs(cfg: dict, folder: RunFolder, model: torch.nn.Module, opt: torch.optim.Optimizer,
+def _epochs(cfg: PretrainConfig, folder: RunFolder, model: torch.nn.Module, opt: torch.optim.Optimizer,
             loss_fn: torch.nn.Module, data: tuple, state: dict[str, Any], best_extra: dict, seen: dict,
             say: Callable[[str], None], quiet: bool) -> None:  # fmt: skip
     """The epochs left: fit, validate on the held-out images, then best/, last/, the log and the plots."""
     images, train_rows, val_rows, device = data
-    for epoch in range(state["epoch"], cfg["epochs"]):
+    for epoch in range(state["epoch"], cfg.epochs):
         start = time.time()
         model.train()
-        gen = torch.Generator().manual_seed(cfg["seed"] * 7919 + epoch)
-        order = train_rows[np.random.default_rng(cfg["seed"] + epoch).permutation(len(train_rows))]
-        bar = tqdm(_batches(images, order, cfg["batch_size"], device, drop_last=True), leave=False,
-                   total=max(1, len(order) // cfg["batch_size"]), desc=f"epoch {epoch + 1}/{cfg['epochs']}",
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+        order = train_rows[np.random.default_rng(cfg.seed + epoch).permutation(len(train_rows))]
+        bar = tqdm(_batches(images, order, cfg.batch_size, device, drop_last=True), leave=False,
+                   total=max(1, len(order) // cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=quiet, unit="batch")  # fmt: skip
-        train_loss = _fit_epoch(model, bar, loss_fn, opt, cfg["noise"], gen)
-        metrics = _validate(model, images, val_rows, loss_fn, cfg["noise"], device, cfg["batch_size"])
+        train_loss = _fit_epoch(model, bar, loss_fn, opt, cfg.noise, gen)
+        metrics = _validate(model, images, val_rows, loss_fn, cfg.noise, device, cfg.batch_size)
         seconds = time.time() - start
-        row = {"epoch": epoch + 1, "train_loss": train_loss, **metrics, "lr": cfg["lr"],
+        row = {"epoch": epoch + 1, "train_loss": train_loss, **metrics, "lr": cfg.lr,
                "seconds": round(seconds, 2)}  # fmt: skip
         state["log"].append(row)
         state.update(epoch=epoch + 1, elapsed=state["elapsed"] + seconds)
@@ -178,10 +171,10 @@ def _epochs(cfg: dict, folder: RunFolder, model: torch.nn.Module, opt: torch.opt
         folder.save_last(model, opt, state)
         folder.write_log(state["log"], LOG, curves=False)  # its own curves: below
         _plots(folder.path, model, images, val_rows, cfg, state["log"], device)
-        say(f"epoch {epoch + 1:>3}/{cfg['epochs']}  loss {row['train_loss']:.4f}  val loss {metrics['val_loss']:.4f}"
+        say(f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {row['train_loss']:.4f}  val loss {metrics['val_loss']:.4f}"
             f"  PSNR {metrics['val_psnr']:.2f} dB  SSIM {metrics['val_ssim']:.4f}  {seconds:.0f}s")  # fmt: skip
-        if cfg.get("max_minutes") and state["elapsed"] + seconds > cfg["max_minutes"] * 60:
-            say(f"time budget of {cfg['max_minutes']:g} min reached")
+        if cfg.max_minutes and state["elapsed"] + seconds > cfg.max_minutes * 60:
+            say(f"time budget of {cfg.max_minutes:g} min reached")
             break
 
 
@@ -195,7 +188,7 @@ def _plots(out: Path, model, images, rows, cfg, log, device) -> None:  # noqa: A
     ], x_label="epoch")  # fmt: skip
     model.eval()
     clean = next(_batches(images, rows[:6], 6, device))
-    noisy = _noisy(clean, cfg["noise"], torch.Generator().manual_seed(12345))
+    noisy = _noisy(clean, cfg.noise, torch.Generator().manual_seed(12345))
     recon = model(noisy)
     to_np = lambda t: [(im.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).astype(np.uint8) for im in t]  # noqa: E731
     tiles = to_np(noisy) + to_np(recon) + to_np(clean)

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..errors import NexnetError
+from .run_config import TrainConfig
 
 SCHEDULES = ("plateau", "cosine")
 
@@ -85,11 +86,11 @@ class WarmupCosine:
             setattr(self, k, v)
 
 
-def make_schedule(tc: dict) -> WarmupPlateau | WarmupCosine:
-    """The schedule ``tc["schedule"]`` names, from the ``train`` config section."""
-    name = tc.get("schedule", "plateau")
+def make_schedule(tc: TrainConfig) -> WarmupPlateau | WarmupCosine:
+    """The schedule ``tc.schedule`` names, from the ``train`` config section."""
+    name = tc.schedule
     if name == "cosine":
-        return WarmupCosine(tc["lr"], tc["warmup_epochs"], tc["min_lr"])
+        return WarmupCosine(tc.lr, tc.warmup_epochs, tc.min_lr)
     if name == "plateau":
-        return WarmupPlateau(tc["lr"], tc["warmup_epochs"], tc["plateau_factor"], tc["plateau_patience"], tc["min_lr"])
+        return WarmupPlateau(tc.lr, tc.warmup_epochs, tc.plateau_factor, tc.plateau_patience, tc.min_lr)
     raise NexnetError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {name!r}")

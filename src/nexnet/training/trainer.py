@@ -13,28 +13,22 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..data import SEEN, Augment, BatchLoader, RunData, Split, discover_and_split, prepare_data
+from ..data import SEEN, BatchLoader, RunData, Split, discover_and_split, prepare_data
 from ..errors import NexnetError
 from ..evaluation import batch_dice_iou
 from ..models import create_model
 from ..models.registry import upgrade_config
 from ..runtime import autocast, autocast_dtype, pick_device, place_model, slow_autocast_note
 from . import distributed as D
-from .config import check_run_numbers, fit_warmup, model_kwargs
+from .config import check_run_numbers, fit_warmup
 from .diagnostics import TPENProbe
 from .epoch import Stepper, fit_epoch
 from .losses import DiceBCELoss, positive_weight
 from .optim import build_optimizer
+from .run_config import RunConfig
 from .run_folder import RunFolder
 from .schedule import make_schedule
 from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels, load_ssl_encoder
-
-
-def _augment(cfg: dict) -> Augment | None:
-    a = cfg["augment"]
-    if not a.get("enabled", True):
-        return None
-    return Augment(a["hflip"], a["vflip"], a["rotate_degrees"], a["brightness"], a["contrast"], a["saturation"])
 
 
 @torch.no_grad()
@@ -55,11 +49,13 @@ def validate(model: torch.nn.Module, loader: BatchLoader, loss_fn: torch.nn.Modu
     return {"val_loss": sum(losses) / n, "val_dice": float(np.mean(dices)), "val_iou": float(np.mean(ious))}
 
 
-def train(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Train ``cfg['model']['name']`` as ``cfg`` says, writing the run folder ``out``."""
+def train(cfg: RunConfig | dict, out: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Train ``cfg.model["name"]`` as ``cfg`` says (a ``RunConfig``, or its nested dicts), writing the
+    run folder ``out``; with ``resume``, keys a saved config lacks take the values of its time."""
+    cfg = RunConfig.from_dict(cfg, saved=resume)
     out = Path(out)
     env = D.DistEnv.from_env()
-    device = pick_device(cfg["train"]["device"], env.local_rank)
+    device = pick_device(cfg.train.device, env.local_rank)
     D.init(env, device)
     try:
         result = _train(cfg, RunFolder(out), resume, quiet, env, device)
@@ -73,7 +69,7 @@ def train(cfg: dict, out: str | Path, resume: bool = False, quiet: bool = False)
 class Run:
     """One training run's moving parts, built once by ``_train`` and used by each epoch."""
 
-    cfg: dict
+    cfg: RunConfig
     folder: RunFolder
     env: D.DistEnv
     device: torch.device
@@ -94,35 +90,35 @@ class Run:
     bars_off: bool = False
 
 
-def _train(cfg: dict, folder: RunFolder, resume: bool, quiet: bool, env: D.DistEnv, device: torch.device) -> dict:
-    tc = cfg["train"]
+def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.DistEnv, device: torch.device) -> dict:
+    tc = cfg.train
     say = (lambda msg: tqdm.write(msg)) if env.main and not quiet else (lambda msg: None)
     name, model, amp = _checked_model(cfg, folder, resume, device, say)  # every check before any decoding
-    ssl = tc.get("ssl_checkpoint") if not resume else None
+    ssl = tc.ssl_checkpoint if not resume else None
     if ssl:  # a pretraining that read held-out images is refused before anything is decoded or written
-        made = discover_and_split(cfg["data"])
+        made = discover_and_split(cfg.data)
         check_ssl_ids(ssl, made[1])
     data = _load_data(cfg, folder, resume, env, say, made if ssl else None)
     if ssl:
         check_ssl_pixels(ssl, data)
     if env.main:
         # The model's full keyword set, so that a resumed run rebuilds it even if defaults change.
-        folder.write_config({**cfg, "model": {"name": name, **model.config}})
+        folder.write_config({**cfg.to_dict(), "model": {"name": name, **model.config}})
         if not (resume and folder.split.exists()):
             data.split.save(folder.split)
     model = place_model(model, device)
     if ssl:
         load_ssl_encoder(model, ssl)
-    elif cfg["model"].get("ssl") and not resume:
+    elif cfg.model.get("ssl") and not resume:
         say("warning: model.ssl without train.ssl_checkpoint: the SSL encoder starts from random weights")
     run = _assemble(cfg, folder, env, device, say, model, data, amp, resume, quiet)
     stop_reason = "epochs done"
-    for epoch in range(run.state["epoch"], tc["epochs"]):
+    for epoch in range(run.state["epoch"], tc.epochs):
         seconds = _epoch(run, epoch)
-        if run.state["since_best"] >= tc["early_stop"]:
-            stop_reason = f"early stop: {tc['early_stop']} epochs without a better val Dice"
+        if run.state["since_best"] >= tc.early_stop:
+            stop_reason = f"early stop: {tc.early_stop} epochs without a better val Dice"
             break
-        if (budget := tc.get("max_minutes")) and run.state["elapsed"] + seconds > budget * 60:
+        if (budget := tc.max_minutes) and run.state["elapsed"] + seconds > budget * 60:
             stop_reason = f"time budget of {budget:g} min reached"
             break
     state = run.state
@@ -133,15 +129,15 @@ def _train(cfg: dict, folder: RunFolder, resume: bool, quiet: bool, env: D.DistE
     return {**state, "stop_reason": stop_reason, "run": str(folder.path), "log": run.rows}
 
 
-def _checked_model(cfg: dict, folder: RunFolder, resume: bool, device: torch.device,
+def _checked_model(cfg: RunConfig, folder: RunFolder, resume: bool, device: torch.device,
                    say: Callable[[str], None]) -> tuple[str, torch.nn.Module, torch.dtype | None]:  # fmt: skip
     """The output folder, the model, the numbers, the schedule and the precision, each refused in one
     line before any image is decoded; the model built (on the CPU) with the run's seed."""
-    tc = cfg["train"]
-    folder.refuse_unless_writable(resume, [cfg["data"]["data_root"]])
+    tc = cfg.train
+    folder.refuse_unless_writable(resume, [cfg.data.data_root])
     _absolute_paths(cfg)  # so that --resume works from any folder
     name, kwargs = _model_spec(cfg, folder, resume)
-    torch.manual_seed(tc["seed"])
+    torch.manual_seed(tc.seed)
     if name == "ssl_autoencoder":
         raise NexnetError("ssl_autoencoder is the SSL pretraining model: train it with nexnet pretrain")
     model = create_model(name, **kwargs)
@@ -149,41 +145,41 @@ def _checked_model(cfg: dict, folder: RunFolder, resume: bool, device: torch.dev
     if note := fit_warmup(cfg):
         say(note)
     make_schedule(tc)
-    return name, model, autocast_dtype(tc["amp"], device)
+    return name, model, autocast_dtype(tc.amp, device)
 
 
-def _load_data(cfg: dict, folder: RunFolder, resume: bool, env: D.DistEnv, say: Callable[[str], None],
+def _load_data(cfg: RunConfig, folder: RunFolder, resume: bool, env: D.DistEnv, say: Callable[[str], None],
                made: tuple | None = None) -> RunData:  # fmt: skip
     """The run's data (rank 0 decodes first; the others then read the finished cache), checked for
     enough training and validation cases. ``made``: the discovery and split, if already made."""
     split = folder.split if resume else None
     if env.main:
-        data = prepare_data(cfg["data"], split, made)
+        data = prepare_data(cfg.data, split, made)
     D.barrier(env)
     if not env.main:
-        data = prepare_data(cfg["data"], split, made)
+        data = prepare_data(cfg.data, split, made)
     for w in data.warnings:
         say(f"warning: {w}")
     n_train, n_val = len(data.rows("train")), len(data.rows("val"))
     if n_train == 0 or n_val == 0:
         raise NexnetError(f"split {data.split.name}: needs training and validation cases "
                           f"(got {n_train} and {n_val})")  # fmt: skip
-    if cfg["train"]["batch_size"] * env.world > n_train:
-        raise NexnetError(f"batch size {cfg['train']['batch_size']} x {env.world} process(es) exceeds the "
+    if cfg.train.batch_size * env.world > n_train:
+        raise NexnetError(f"batch size {cfg.train.batch_size} x {env.world} process(es) exceeds the "
                           f"{n_train} training cases; lower --batch-size")  # fmt: skip
     return data
 
 
-def _assemble(cfg: dict, folder: RunFolder, env: D.DistEnv, device: torch.device, say: Callable[[str], None],
+def _assemble(cfg: RunConfig, folder: RunFolder, env: D.DistEnv, device: torch.device, say: Callable[[str], None],
               model: torch.nn.Module, data: RunData, amp: torch.dtype | None, resume: bool,
               quiet: bool) -> Run:  # fmt: skip
     """Loss, optimizer, schedule, scaler and loaders; the saved state when resuming."""
-    tc = cfg["train"]
+    tc = cfg.train
     train_rows, val_rows = data.rows("train"), data.rows("val")
-    pos_weight = cfg["loss"]["pos_weight"]
+    pos_weight = cfg.loss.pos_weight
     if pos_weight == "auto":
         pos_weight = positive_weight(data.arrays.masks[np.sort(train_rows)])
-    loss_fn = DiceBCELoss(float(pos_weight), cfg["loss"]["bce_weight"], cfg["loss"]["dice_weight"]).to(device)
+    loss_fn = DiceBCELoss(float(pos_weight), cfg.loss.bce_weight, cfg.loss.dice_weight).to(device)
     optimizer, trainable = build_optimizer(model, tc)
     sched, scaler = make_schedule(tc), make_scaler(amp, device)
     state: dict[str, Any] = {"epoch": 0, "best_dice": -1.0, "best_epoch": 0, "since_best": 0,
@@ -198,20 +194,20 @@ def _assemble(cfg: dict, folder: RunFolder, env: D.DistEnv, device: torch.device
     rows: list[dict] = state.pop("log", [])  # log.csv is rewritten from the state, so a kill loses no row
     eager = DistributedDataParallel(model) if env.world > 1 else model
     net = eager
-    if tc.get("compile"):  # true: the default backend (inductor); a string names another
-        net = torch.compile(eager, **({} if tc["compile"] is True else {"backend": str(tc["compile"])}))
-    stepper = Stepper(net, eager, loss_fn, optimizer, scaler, trainable, tc["grad_clip"], amp, device, env,
+    if tc.compile:  # true: the default backend (inductor); a string names another
+        net = torch.compile(eager, **({} if tc.compile is True else {"backend": str(tc.compile)}))
+    stepper = Stepper(net, eager, loss_fn, optimizer, scaler, trainable, tc.grad_clip, amp, device, env,
                       TPENProbe(model))  # fmt: skip
-    loader = BatchLoader(data.arrays.images, data.arrays.masks, train_rows, tc["batch_size"], device,
-                         shuffle=True, augment=_augment(cfg), seed=tc["seed"], drop_last=True,
-                         rank=env.rank, world=env.world)  # fmt: skip
-    val_loader = BatchLoader(data.arrays.images, data.arrays.masks, val_rows, tc["eval_batch_size"], device)
+    augment = cfg.augment if cfg.augment.enabled else None
+    loader = BatchLoader(data.arrays.images, data.arrays.masks, train_rows, tc.batch_size, device, shuffle=True,
+                         augment=augment, seed=tc.seed, drop_last=True, rank=env.rank, world=env.world)  # fmt: skip
+    val_loader = BatchLoader(data.arrays.images, data.arrays.masks, val_rows, tc.eval_batch_size, device)
     slow_note = f" ({note})" if (note := slow_autocast_note(amp, device)) else ""
     say(
-        f"{cfg['model']['name']} on {cfg['data']['dataset']} ({data.split.name}): train {len(train_rows)}, "
-        f"val {len(val_rows)}, test {len(data.split.test)} at {cfg['data']['image_size']}px; {device}, "
+        f"{cfg.model_name} on {cfg.data.dataset} ({data.split.name}): train {len(train_rows)}, "
+        f"val {len(val_rows)}, test {len(data.split.test)} at {cfg.data.image_size}px; {device}, "
         f"{env.world} process(es), {torch.get_num_threads()} threads, {precision_name(amp)}{slow_note}, "
-        f"pos_weight {pos_weight:.2f}{', compiled' if tc.get('compile') else ''}"
+        f"pos_weight {pos_weight:.2f}{', compiled' if tc.compile else ''}"
     )
     return Run(cfg, folder, env, device, say, model, data, amp, loss_fn, optimizer, sched, scaler, stepper, loader,
                val_loader, state, rows, data.seen_images(), bars_off=not env.main or quiet)  # fmt: skip
@@ -219,15 +215,15 @@ def _assemble(cfg: dict, folder: RunFolder, env: D.DistEnv, device: torch.device
 
 def _epoch(run: Run, epoch: int) -> float:
     """Train one epoch, validate, write best/, last/ and the log; the epoch's seconds (rank 0's clock)."""
-    tc, state, env, device = run.cfg["train"], run.state, run.env, run.device
+    tc, state, env, device = run.cfg.train, run.state, run.env, run.device
     start = time.time()
-    torch.manual_seed(tc["seed"] * 7919 + epoch)  # dropout: reproducible per epoch, also on resume
-    budget = tc.get("max_minutes")
-    spent = max(epoch / tc["epochs"], state["elapsed"] / (budget * 60) if budget else 0.0)
+    torch.manual_seed(tc.seed * 7919 + epoch)  # dropout: reproducible per epoch, also on resume
+    budget = tc.max_minutes
+    spent = max(epoch / tc.epochs, state["elapsed"] / (budget * 60) if budget else 0.0)
     lr = run.sched.lr_for(epoch, progress=spent)  # cosine: over the epochs or the time budget
     run.stepper.set_lr(lr)
     run.loader.epoch = epoch
-    bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{tc['epochs']}", unit="batch", leave=False,
+    bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="batch", leave=False,
                disable=run.bars_off, dynamic_ncols=True)  # fmt: skip
     fit = fit_epoch(run.stepper, bar, state)
     D.sync_buffers(run.model, env)
@@ -245,7 +241,7 @@ def _epoch(run: Run, epoch: int) -> float:
     run.rows.append(row)
     if env.main:
         _save(run, epoch, metrics, improved)
-    run.say(_epoch_line(row, tc["epochs"], improved))
+    run.say(_epoch_line(row, tc.epochs, improved))
     return seconds
 
 
@@ -270,10 +266,11 @@ def _epoch_line(row: dict, epochs: int, improved: bool) -> str:
             f"{f'  skipped {skipped} non-finite batches' if skipped else ''}")  # fmt: skip
 
 
-def _absolute_paths(cfg: dict) -> None:
-    for section, key in (("data", "data_root"), ("train", "ssl_checkpoint")):
-        if cfg[section].get(key):
-            cfg[section][key] = str(Path(cfg[section][key]).resolve())
+def _absolute_paths(cfg: RunConfig) -> None:
+    if cfg.data.data_root:
+        cfg.data.data_root = str(Path(cfg.data.data_root).resolve())
+    if cfg.train.ssl_checkpoint:
+        cfg.train.ssl_checkpoint = str(Path(cfg.train.ssl_checkpoint).resolve())
 
 
 def precision_name(amp: torch.dtype | None) -> str:
@@ -285,21 +282,21 @@ def make_scaler(amp: torch.dtype | None, device: torch.device) -> torch.amp.Grad
     return torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
 
-def _model_spec(cfg: dict, folder: RunFolder, resume: bool) -> tuple[str, dict]:
+def _model_spec(cfg: RunConfig, folder: RunFolder, resume: bool) -> tuple[str, dict]:
     """The model's name and keywords. A resumed run rebuilds the model its ``config.yaml`` recorded,
     whoever resumes it, upgraded from older releases (runs from before forms hold the paper form)."""
-    name = cfg["model"]["name"]
+    name = cfg.model_name
     if not (resume and folder.config.is_file()):
-        return name, model_kwargs(cfg)
+        return name, cfg.model_kwargs()
     saved = folder.read_config().get("model", {})
     if saved.get("name") != name:
         raise NexnetError(f"{folder.path}: holds a run of {saved.get('name')!r}, not {name!r}; resume it as it was")
     return name, upgrade_config(name, {k: v for k, v in saved.items() if k != "name"})
 
 
-def _best_extra(cfg: dict, split: Split, epoch: int, metrics: dict) -> dict:
+def _best_extra(cfg: RunConfig, split: Split, epoch: int, metrics: dict) -> dict:
     """``best/config.json``'s record of the run: with ``best/split.json`` it names every case the
     model was trained and selected on, so that evaluation can refuse to score them."""
-    return {"image_size": int(cfg["data"]["image_size"]), "dataset": cfg["data"]["dataset"], **split.record(),
-            "seed": int(cfg["train"]["seed"]), "epoch": epoch, "val_dice": metrics["val_dice"],
-            "amp": cfg["train"]["amp"]}  # fmt: skip
+    return {"image_size": int(cfg.data.image_size), "dataset": cfg.data.dataset, **split.record(),
+            "seed": int(cfg.train.seed), "epoch": epoch, "val_dice": metrics["val_dice"],
+            "amp": cfg.train.amp}  # fmt: skip
