@@ -92,8 +92,8 @@ def browser_missing() -> str:
 
 
 def drive_page(url: str, image: Path, screenshot: Path, timeout: float = 90) -> dict:
-    """Load the page in headless Chromium, upload ``image``, wait for its overlay, move the threshold
-    slider up by 0.10 with the keyboard, and save a screenshot. Returns what the page showed."""
+    """Load the page in headless Chromium, upload ``image``, wait for its overlay, save a screenshot,
+    then move the threshold slider up by 0.10 with the keyboard. Returns what the page showed."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -102,7 +102,7 @@ def drive_page(url: str, image: Path, screenshot: Path, timeout: float = 90) -> 
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,820"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1000"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -116,11 +116,11 @@ def drive_page(url: str, image: Path, screenshot: Path, timeout: float = 90) -> 
         if card.get_attribute("data-state") == "error":
             raise AssertionError(f"the page showed an error: {card.text}")
         before = (card.get_attribute("data-threshold"), int(card.get_attribute("data-foreground")))
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(screenshot))  # at the model's own threshold
         slider = card.find_element(By.CSS_SELECTOR, "input[type=range]")
         slider.send_keys(*[Keys.ARROW_RIGHT] * 10)
         after = (card.get_attribute("data-threshold"), int(card.get_attribute("data-foreground")))
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(screenshot))
         return {"model_line": driver.find_element(By.ID, "model").text, "notice": driver.find_element(By.ID, "notice").text,
                 "caption": card.text, "before": before, "after": after}  # fmt: skip
     finally:
