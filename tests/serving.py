@@ -91,9 +91,10 @@ def browser_missing() -> str:
     return ""
 
 
-def drive_page(url: str, image: Path, screenshot: Path, timeout: float = 90) -> dict:
+def drive_page(url: str, image: Path, screenshot: Path, timeout: float = 90, rotated: Path | None = None) -> dict:
     """Load the page in headless Chromium, upload ``image``, wait for its overlay, save a screenshot,
-    then move the threshold slider up by 0.10 with the keyboard. Returns what the page showed."""
+    then move the threshold slider up by 0.10 with the keyboard. With ``rotated`` (a JPEG made by
+    :func:`exif_rotated_jpeg`), also upload it and measure how the page drew it. Returns what the page showed."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -121,10 +122,44 @@ def drive_page(url: str, image: Path, screenshot: Path, timeout: float = 90) -> 
         slider = card.find_element(By.CSS_SELECTOR, "input[type=range]")
         slider.send_keys(*[Keys.ARROW_RIGHT] * 10)
         after = (card.get_attribute("data-threshold"), int(card.get_attribute("data-foreground")))
+        left_red = _left_red_share(driver, wait, rotated) if rotated else None
         return {"model_line": driver.find_element(By.ID, "model").text, "notice": driver.find_element(By.ID, "notice").text,
-                "caption": card.text, "before": before, "after": after}  # fmt: skip
+                "caption": card.text, "before": before, "after": after, "left_red": left_red}  # fmt: skip
     finally:
         driver.quit()
+
+
+def exif_rotated_jpeg(path: Path) -> Path:
+    """A 60 x 40 JPEG, left half red and right half blue as stored, whose EXIF says: turn 90 degrees to show."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.zeros((40, 60, 3), np.uint8)
+    pixels[:, :30], pixels[:, 30:] = (255, 0, 0), (0, 0, 255)
+    im = Image.fromarray(pixels)
+    exif = im.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    im.save(path, exif=exif, quality=95)
+    return path
+
+
+def _left_red_share(driver, wait, rotated: Path) -> float:  # noqa: ANN001
+    """Upload ``rotated``; of the non-green pixels the page drew in its left quarter, the share that is
+    red. The stored pixels give about 1; pixels turned by the EXIF orientation (and squeezed into the
+    mask's shape) about 0.5."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "files").send_keys(str(rotated.resolve()))
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f'figure[data-name="{rotated.name}"][data-state="done"]'))
+    return driver.execute_script(f"""
+        const c = document.querySelector('figure[data-name="{rotated.name}"] canvas');
+        const px = c.getContext("2d").getImageData(0, 0, Math.floor(c.width / 4), c.height).data;
+        let red = 0, counted = 0;
+        for (let i = 0; i < px.length; i += 4) {{
+            if (px[i + 1] > 150 && px[i] < 100) continue;  // the green contour
+            counted++; if (px[i] > px[i + 2]) red++;
+        }}
+        return red / counted;""")
 
 
 if __name__ == "__main__":

@@ -186,6 +186,17 @@ def test_resume_works_from_another_folder_and_on_moved_data(data, tmp_path, caps
     one_line_error(capsys, [*resume, "--epochs", "4", "--data-root", "moved"], "cases are not in the data")
 
 
+def test_resume_refuses_a_change_it_would_otherwise_ignore(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(train_args(data, run)) == 0
+    again = [*train_args(data, run), "--resume", "--epochs", "2"]  # the run's own command, resumed: fine
+    assert main(again) == 0
+    assert len((run / "log.csv").read_text().splitlines()) == 3
+    one_line_error(capsys, [*again, "--batch-size", "2"], "train.batch_size is 4 in the run", "2 on this command line")
+    one_line_error(capsys, [*again, "--set", "train.lr=0.5"], "train.lr is 0.003", "choose a new --out")
+    one_line_error(capsys, ["train", "--out", str(run), "--resume", "--model", "unet"], "model.name is 'nexnet_seg_s'")
+
+
 # --- the tour: predict and score the test split only ------------------------------------------------
 
 

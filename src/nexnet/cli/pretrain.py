@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import NexnetError
-from .flags import add_data_flags, csv_list
+from .flags import add_data_flags, csv_list, refuse_changes_on_resume
 
 
 def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,24 +33,29 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return pt
 
 
+RESUMABLE = ("epochs", "max_minutes", "device")
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..training import PRETRAIN_DEFAULTS, RunFolder, pretrain
 
     out = Path(args.out)
+    flags = {"datasets": csv_list(args.dataset) if args.dataset else None,
+             "data_roots": [str(Path(r).resolve()) for r in csv_list(args.data_root)] if args.data_root else None,
+             "split": args.split, "seed": args.seed, "split_seed": args.split_seed, "image_size": args.image_size,
+             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise,
+             "vgg_weights": args.vgg_weights, "device": args.device, "max_minutes": args.max_minutes,
+             "workers": args.workers}  # fmt: skip
+    asked = {k: v for k, v in flags.items() if v is not None}
     if args.resume:
         cfg = RunFolder(out).read_config()
-        if args.epochs:
-            cfg["epochs"] = args.epochs
+        refuse_changes_on_resume(cfg, asked, out, RESUMABLE)
+        cfg.update({k: v for k, v in asked.items() if k in RESUMABLE})
     else:
         if not args.dataset or not args.data_root:
             raise NexnetError("name the data: --dataset NAME[,NAME] --data-root PATH[,PATH]")
-        flags = {"datasets": csv_list(args.dataset), "data_roots": csv_list(args.data_root), "split": args.split,
-                 "seed": args.seed, "split_seed": args.split_seed, "image_size": args.image_size, "epochs": args.epochs,
-                 "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise,
-                 "vgg_weights": args.vgg_weights, "device": args.device, "max_minutes": args.max_minutes,
-                 "workers": args.workers}  # fmt: skip
-        cfg = {**PRETRAIN_DEFAULTS, **{k: v for k, v in flags.items() if v is not None}}
+        cfg = {**PRETRAIN_DEFAULTS, **asked}
     pretrain(cfg, out, resume=args.resume, quiet=args.quiet)
     return 0

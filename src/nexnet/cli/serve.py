@@ -24,8 +24,10 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     v.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto: CUDA if present")
     v.add_argument("--amp", action="store_true", help=AMP_INFERENCE_HELP)
     v.add_argument("--tta", action="store_true", help="average over the four flips (4x the time)")
-    v.add_argument("--max-batch", type=int, default=8, help="requests that arrive together run as one batch of "
-                   "up to this many images")  # fmt: skip
+    v.add_argument("--max-batch", type=int, default=None, help="requests that arrive together run as one batch "
+                   "of up to this many images (default: 1 on a CPU, so that every mask equals predict's to the "
+                   "byte; 8 on CUDA, where batches of concurrent requests pay and a mask may differ from a batch "
+                   "of one in a pixel at the threshold)")  # fmt: skip
     v.add_argument("--max-upload-mb", type=float, default=30.0, help="larger uploads are refused (413)")
     return v
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ..serve.server import serve
 
     checkpoint = checkpoint_with_note(args.checkpoint) if args.checkpoint else None
-    if args.max_batch < 1:
+    if args.max_batch is not None and args.max_batch < 1:
         raise NexnetError(f"--max-batch {args.max_batch}: must be at least 1")
     return serve(checkpoint, args.onnx, args.host, args.port, args.device, args.amp, args.tta, args.max_batch,
                  args.max_upload_mb)  # fmt: skip

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..errors import NexnetError
-from .flags import add_data_flags
+from .flags import add_data_flags, refuse_changes_on_resume
 
 
 def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -48,33 +49,66 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return t
 
 
-def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+RESUMABLE = ("train.epochs", "train.max_minutes", "train.device", "data.data_root")
 
-    from ..training import RunFolder, merge, resolve, train
+
+def run(args: argparse.Namespace) -> int:
+    from ..training import RunFolder, merge, train
 
     out = Path(args.out)
     if args.resume:
-        cfg = RunFolder(out).read_config()
+        saved = RunFolder(out).read_config()
+        refuse_changes_on_resume(saved, _asked(args), out, RESUMABLE)
         keep = {"train": {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes),
                                              ("device", args.device)) if v is not None}}  # fmt: skip
         if args.data_root:  # a moved dataset: its split.json's cases must all be there
             keep["data"] = {"data_root": str(Path(args.data_root).resolve())}
-        cfg = merge(cfg, keep)
+        cfg = merge(saved, keep)
     else:
-        cfg = resolve(
-            args.config, args.set,
-            model__name=args.model, data__dataset=args.dataset, data__data_root=args.data_root,
-            data__split=args.split, data__seed=args.split_seed, data__image_size=args.image_size,
-            data__mask_suffix=args.mask_suffix, data__skip_bad=args.skip_bad or None,
-            data__workers=args.workers, train__epochs=args.epochs, train__batch_size=args.batch_size,
-            train__device=args.device, train__amp=args.amp or None, train__seed=args.seed,
-            train__max_minutes=args.max_minutes, train__compile=args.compile or None,
-        )  # fmt: skip
-        if args.ssl_checkpoint:
-            cfg = cfg.merged({"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
-                              "train": {"ssl_checkpoint": str(args.ssl_checkpoint)}})  # fmt: skip
-        elif args.freeze_encoder:
+        if args.freeze_encoder and not args.ssl_checkpoint:
             raise NexnetError("--freeze-encoder goes with --ssl-checkpoint")
+        cfg = _resolved(args)
     train(cfg, out, resume=args.resume, quiet=args.quiet)
     return 0
+
+
+def _flags(args: argparse.Namespace) -> dict:
+    """The config keys the flags set (``section__key``; None: not given)."""
+    return dict(
+        model__name=args.model, data__dataset=args.dataset, data__data_root=args.data_root,
+        data__split=args.split, data__seed=args.split_seed, data__image_size=args.image_size,
+        data__mask_suffix=args.mask_suffix, data__skip_bad=args.skip_bad or None,
+        data__workers=args.workers, train__epochs=args.epochs, train__batch_size=args.batch_size,
+        train__device=args.device, train__amp=args.amp or None, train__seed=args.seed,
+        train__max_minutes=args.max_minutes, train__compile=args.compile or None,
+    )  # fmt: skip
+
+
+def _resolved(args: argparse.Namespace):  # noqa: ANN202 - a RunConfig, imported lazily
+    from ..training import resolve
+
+    cfg = resolve(args.config, args.set, **_flags(args))
+    if args.ssl_checkpoint:
+        cfg = cfg.merged({"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
+                          "train": {"ssl_checkpoint": str(Path(args.ssl_checkpoint).resolve())}})  # fmt: skip
+    return cfg
+
+
+def _asked(args: argparse.Namespace) -> dict:
+    """What this command line sets, nested like a config: --config files, flags, --set, --ssl-checkpoint."""
+    from ..training import load_yaml, parse_set
+
+    asked: dict = {}
+    for path in args.config or []:
+        for section, values in load_yaml(path).items():
+            asked.setdefault(section, {}).update(values if isinstance(values, dict) else {})
+    for name, value in _flags(args).items():
+        if value is not None:
+            section, key = name.split("__", 1)
+            asked.setdefault(section, {})[key] = value
+    for section, values in parse_set(args.set).items():
+        asked.setdefault(section, {}).update(values)
+    if args.ssl_checkpoint:
+        asked.setdefault("train", {})["ssl_checkpoint"] = str(Path(args.ssl_checkpoint).resolve())
+        asked.setdefault("model", {}).update(ssl=True, freeze_ssl=bool(args.freeze_encoder))
+    return asked

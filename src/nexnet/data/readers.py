@@ -38,10 +38,11 @@ def _open_pil(source: Path | io.BytesIO, label: str | Path) -> Image.Image:
     """``source``: a file or the bytes of one; ``label`` names it in errors."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # e.g. "Corrupt EXIF data": the pixels decide
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # Pillow warns from 89.5 MP and refuses from twice that; the limit here is MAX_PIXELS, checked below.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(source)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        except Image.DecompressionBombError:
             raise DataError(
                 f"{label}: refused: more than {MAX_PIXELS // 1_000_000} megapixels "
                 "(a decompression bomb, or an image that needs downscaling first)"
@@ -49,7 +50,7 @@ def _open_pil(source: Path | io.BytesIO, label: str | Path) -> Image.Image:
     w, h = im.size
     if w * h > MAX_PIXELS:
         raise DataError(
-            f"{label}: refused: {w}x{h} is {w * h / 1e6:.0f} megapixels, more than "
+            f"{label}: refused: {w}x{h} is {w * h / 1e6:.1f} megapixels, more than "
             f"{MAX_PIXELS // 1_000_000} (a decompression bomb, or an image that needs downscaling first)"
         )
     try:

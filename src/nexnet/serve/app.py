@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Any
@@ -17,6 +19,7 @@ from PIL import Image
 from ..data import read_image_bytes, resize_image
 from ..errors import DataError
 from ..inference import to_original_size
+from .limits import BodyLimit, UploadTooLarge, upload_label
 from .runner import ModelRunner
 
 DEFAULT_MAX_UPLOAD_MB = 30.0
@@ -25,6 +28,7 @@ FORMAT_HELP = (
     "png: the 0/255 mask at the image's size; json: its foreground fraction and bounding box; "
     "probabilities: the foreground probability x 255 as an 8-bit PNG (the page thresholds it)"
 )
+IMAGE_WORKERS = 2  # images decoded or post-processed at once: bounds memory; more would not be faster
 
 
 @dataclass
@@ -53,26 +57,25 @@ def mask_facts(mask: np.ndarray) -> dict[str, Any]:
     return {"foreground_fraction": float(mask.mean()), "bbox": box}
 
 
-def _refuse_large_body(request: Request, limit: int) -> JSONResponse | None:
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit + 64 * 1024:  # the form's own bytes around the file
-        return JSONResponse({"detail": _too_large(limit)}, status_code=413)
-    return None
+def decode_and_shrink(data: bytes, label: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The network-size image and the original ``(height, width)``; a DataError names ``label``."""
+    rgb = read_image_bytes(data, label)
+    return resize_image(rgb, size), rgb.shape[:2]
 
 
-def _too_large(limit: int) -> str:
-    return f"upload refused: larger than the server's limit of {limit / 1e6:g} MB (nexnet serve --max-upload-mb)"
-
-
-async def _decode(upload: UploadFile, limit: int) -> np.ndarray:
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise HTTPException(413, _too_large(limit))
-    name = upload.filename or "upload"
-    try:
-        return await asyncio.to_thread(read_image_bytes, data, name)
-    except DataError as e:
-        raise HTTPException(400, str(e)) from None
+def answer(served: ServedModel, prob: np.ndarray, shape: tuple[int, int], form: str,
+           threshold: float | None) -> Response:  # fmt: skip
+    """The network-size probabilities at the image's size, as the asked ``form``, thresholded as
+    ``nexnet predict`` thresholds them."""
+    prob = to_original_size(prob, *shape)
+    if form == "probabilities":
+        return Response(png_bytes(np.round(np.clip(prob, 0, 1) * 255).astype(np.uint8)), media_type="image/png")
+    cut = served.threshold if threshold is None else threshold
+    mask = prob > cut
+    if form == "json":
+        return JSONResponse({"model": served.name, "input_size": served.image_size, "threshold": cut,
+                             "width": shape[1], "height": shape[0], **mask_facts(mask)})  # fmt: skip
+    return Response(png_bytes(mask.astype(np.uint8) * 255), media_type="image/png")
 
 
 def _validation_line(exc: RequestValidationError) -> str:
@@ -88,14 +91,17 @@ def _page() -> str:
 
 
 def create_app(served: ServedModel) -> FastAPI:
-    """The application around one served model."""
-    app = FastAPI(title="nexnet serve", summary=f"{served.name}: binary segmentation masks for images",
-                  version="1", description="Research software, not a medical device.")  # fmt: skip
+    """The application around one served model; its runner is closed when the server shuts down."""
+    workers = asyncio.Semaphore(IMAGE_WORKERS)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):  # noqa: ANN001, ANN202 - starlette's signature
-        refused = _refuse_large_body(request, served.max_upload_bytes) if request.method == "POST" else None
-        return refused or await call_next(request)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(served.runner.close)
+
+    app = FastAPI(title="nexnet serve", summary=f"{served.name}: binary segmentation masks for images",
+                  version="1", description="Research software, not a medical device.", lifespan=lifespan)  # fmt: skip
+    app.add_middleware(BodyLimit, limit=served.max_upload_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def one_line(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -106,9 +112,11 @@ def create_app(served: ServedModel) -> FastAPI:
         return _page()
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "model": served.name, "batches_run": served.runner.batches_run,
-                "images_run": served.runner.images_run}  # fmt: skip
+    def health() -> JSONResponse:
+        ok = served.runner.alive
+        return JSONResponse({"status": "ok" if ok else "model runner stopped", "model": served.name,
+                             "batches_run": served.runner.batches_run, "images_run": served.runner.images_run},
+                            status_code=200 if ok else 503)  # fmt: skip
 
     @app.get("/model")
     def model() -> dict[str, Any]:
@@ -122,17 +130,18 @@ def create_app(served: ServedModel) -> FastAPI:
     ) -> Response:
         if format not in FORMATS:
             raise HTTPException(400, f"format={format!r}: use one of {', '.join(FORMATS)}")
-        rgb = await _decode(image, served.max_upload_bytes)
-        small = await asyncio.to_thread(resize_image, rgb, served.image_size)
+        limit = served.max_upload_bytes
+        data = await image.read(limit + 1)
+        if len(data) > limit:
+            raise UploadTooLarge(limit)
+        async with workers:
+            try:
+                small, shape = await asyncio.to_thread(decode_and_shrink, data, upload_label(image.filename),
+                                                       served.image_size)  # fmt: skip
+            except DataError as e:
+                raise HTTPException(400, str(e)) from None
         prob = await asyncio.wrap_future(served.runner.submit(small))
-        prob = await asyncio.to_thread(to_original_size, prob, *rgb.shape[:2])
-        if format == "probabilities":
-            return Response(png_bytes(np.round(np.clip(prob, 0, 1) * 255).astype(np.uint8)), media_type="image/png")
-        cut = served.threshold if threshold is None else threshold
-        mask = prob > cut
-        if format == "json":
-            return JSONResponse({"model": served.name, "input_size": served.image_size, "threshold": cut,
-                                 "width": rgb.shape[1], "height": rgb.shape[0], **mask_facts(mask)})  # fmt: skip
-        return Response(png_bytes(mask.astype(np.uint8) * 255), media_type="image/png")
+        async with workers:
+            return await asyncio.to_thread(answer, served, prob, shape, format, threshold)
 
     return app

@@ -70,10 +70,15 @@ class ModelRunner:
             jobs.append(job)
         return jobs, False
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def _work(self) -> None:
         stop = False
         while not stop:
             jobs, stop = self._next_batch()
+            jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]  # a cancelled request is dropped
             if not jobs:
                 continue
             try:

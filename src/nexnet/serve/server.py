@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ def _importable(module: str) -> bool:
 def _checkpoint_info(checkpoint: Path) -> dict[str, Any]:
     cfg = read_config(checkpoint)
     keys = ("dataset", "split", "split_seed", "epoch", "val_dice", "image_size", "threshold")
-    return {"name": cfg["model"], "checkpoint": str(checkpoint), "config": cfg.get("config", {}),
+    shown = "/".join(checkpoint.resolve().parts[-2:])  # e.g. kvasir/best: not the server's file system
+    return {"name": cfg["model"], "checkpoint": shown, "config": cfg.get("config", {}),
             **{k: cfg.get(k) for k in keys}}  # fmt: skip
 
 
@@ -44,7 +46,7 @@ def _onnx_info(pred: Any) -> dict[str, Any]:
 
 
 def load_served(checkpoint: str | None, onnx: str | None, device: str = "auto", amp: bool = False,
-                tta: bool = False, max_batch: int = 8, max_upload_mb: float = 30.0) -> Any:  # fmt: skip
+                tta: bool = False, max_batch: int | None = None, max_upload_mb: float = 30.0) -> Any:  # fmt: skip
     """The ``ServedModel`` for a checkpoint folder, an exported ONNX file, or both (the checkpoint then
     describes the model and onnxruntime runs it)."""
     from .app import ServedModel
@@ -64,7 +66,7 @@ def load_served(checkpoint: str | None, onnx: str | None, device: str = "auto", 
         parameters = None
         if checkpoint is not None:
             info = _matching_checkpoint(_checkpoint_info(Path(checkpoint)), info, onnx)
-        info["onnx"] = str(onnx)
+        info["onnx"] = Path(onnx).name
         where, precision = "cpu (onnxruntime)", "float32"
     else:
         pred = Predictor.load(checkpoint, device, amp=amp)
@@ -73,6 +75,9 @@ def load_served(checkpoint: str | None, onnx: str | None, device: str = "auto", 
         where, precision = str(pred.device), pred.precision
     info.update(image_size=pred.image_size, threshold=pred.threshold, parameters=parameters, device=where,
                 precision=precision, tta=tta, notice=NOT_A_DEVICE)  # fmt: skip
+    if max_batch is None:  # one at a time on a CPU: masks equal predict's to the byte; batches pay on a GPU
+        max_batch = 8 if where.startswith("cuda") else 1
+    info["max_batch"] = max_batch
     runner = ModelRunner(pred, tta=tta, max_batch=max_batch)
     return ServedModel(runner, pred.image_size, pred.threshold, info["name"], info, int(max_upload_mb * 1e6))
 
@@ -85,20 +90,25 @@ def _matching_checkpoint(ckpt: dict[str, Any], onnx: dict[str, Any], path: str) 
     return ckpt
 
 
-def _check_port(host: str, port: int) -> None:
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            raise NexnetError(f"--host {host} --port {port}: cannot listen there ({e.strerror}); "
-                              "choose another --port") from None  # fmt: skip
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for uvicorn to serve on (one bind: no race between a check and
+    the server), or one line saying why not. SO_REUSEADDR: a port a stopped server left in TIME_WAIT
+    is free."""
+    if not 0 < port < 65536:
+        raise NexnetError(f"--port {port}: must be between 1 and 65535")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise NexnetError(f"--host {host} --port {port}: cannot listen there ({e.strerror}); "
+                          "choose another --port") from None  # fmt: skip
+    return sock
 
 
 def serve(checkpoint: str | None, onnx: str | None, host: str = "127.0.0.1", port: int = 8000,
-          device: str = "auto", amp: bool = False, tta: bool = False, max_batch: int = 8,
+          device: str = "auto", amp: bool = False, tta: bool = False, max_batch: int | None = None,
           max_upload_mb: float = 30.0, say: Callable[[str], None] = print) -> int:  # fmt: skip
     """Load the model, then serve it until interrupted (Ctrl-C)."""
     require_extra()
@@ -106,18 +116,13 @@ def serve(checkpoint: str | None, onnx: str | None, host: str = "127.0.0.1", por
 
     from .app import create_app
 
-    if not 0 < port < 65536:
-        raise NexnetError(f"--port {port}: must be between 1 and 65535")
-    _check_port(host, port)
-    served = load_served(checkpoint, onnx, device, amp, tta, max_batch, max_upload_mb)
-    if host not in LOCAL_HOSTS:
-        say(f"warning: --host {host} makes the model reachable from other machines; nexnet serve has no "
-            "authentication, so put it behind one for anything but a trusted network")  # fmt: skip
-    shown = f"[{host}]" if ":" in host else host
-    say(f"serving {served.name} ({served.info['device']}, {served.info['precision']}) at http://{shown}:{port}/ "
-        f"(API docs at /docs); {NOT_A_DEVICE} Ctrl-C stops it.")  # fmt: skip
-    try:
-        uvicorn.run(create_app(served), host=host, port=port, log_level="warning")
-    finally:
-        served.runner.close()
+    with bind(host, port) as sock:  # before the model loads: a taken port fails at once
+        served = load_served(checkpoint, onnx, device, amp, tta, max_batch, max_upload_mb)
+        if host not in LOCAL_HOSTS:
+            say(f"warning: --host {host} makes the model reachable from other machines; nexnet serve has no "
+                "authentication, so put it behind one for anything but a trusted network")  # fmt: skip
+        shown = f"[{host}]" if ":" in host else host
+        say(f"serving {served.name} ({served.info['device']}, {served.info['precision']}) at http://{shown}:{port}/ "
+            f"(API docs at /docs); {NOT_A_DEVICE} Ctrl-C stops it.")  # fmt: skip
+        uvicorn.Server(uvicorn.Config(create_app(served), log_level="warning")).run(sockets=[sock])
     return 0

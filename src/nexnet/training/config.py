@@ -142,18 +142,6 @@ def check_run_numbers(cfg: RunConfig, size_multiple: int, model: str) -> None:
     check_image_size(cfg.data.image_size, size_multiple, model)
 
 
-def fit_warmup(cfg: RunConfig) -> str:
-    """Shorten a warm-up that would last the whole run (to a quarter of it); the note to print, or ''."""
-    tc = cfg.train
-    if tc.warmup_epochs < tc.epochs or tc.warmup_epochs == 0:
-        return ""
-    old, tc.warmup_epochs = tc.warmup_epochs, tc.epochs // 4
-    return (
-        f"note: the {old}-epoch warm-up would last all {tc.epochs} epochs and never reach lr "
-        f"{tc.lr:g}; shortened to {tc.warmup_epochs} (set train.warmup_epochs to choose)"
-    )
-
-
 def dump(cfg: RunConfig | PretrainConfig | dict) -> str:
     return yaml.safe_dump(cfg if isinstance(cfg, dict) else cfg.to_dict(), sort_keys=False)
 

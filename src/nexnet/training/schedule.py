@@ -86,11 +86,22 @@ class WarmupCosine:
             setattr(self, k, v)
 
 
+def warmup_for(tc: TrainConfig) -> tuple[int, str]:
+    """The warm-up the schedule uses: ``tc.warmup_epochs``, or a quarter of the run where that would
+    last it all (and so never reach ``lr``); with the note to print ('' if none). The config keeps
+    what was asked."""
+    if tc.warmup_epochs < tc.epochs or tc.warmup_epochs == 0:
+        return tc.warmup_epochs, ""
+    short = tc.epochs // 4
+    return short, (f"note: the {tc.warmup_epochs}-epoch warm-up would last all {tc.epochs} epochs and never reach "
+                   f"lr {tc.lr:g}; shortened to {short} (set train.warmup_epochs to choose)")  # fmt: skip
+
+
 def make_schedule(tc: TrainConfig) -> WarmupPlateau | WarmupCosine:
     """The schedule ``tc.schedule`` names, from the ``train`` config section."""
-    name = tc.schedule
+    name, warmup = tc.schedule, warmup_for(tc)[0]
     if name == "cosine":
-        return WarmupCosine(tc.lr, tc.warmup_epochs, tc.min_lr)
+        return WarmupCosine(tc.lr, warmup, tc.min_lr)
     if name == "plateau":
-        return WarmupPlateau(tc.lr, tc.warmup_epochs, tc.plateau_factor, tc.plateau_patience, tc.min_lr)
+        return WarmupPlateau(tc.lr, warmup, tc.plateau_factor, tc.plateau_patience, tc.min_lr)
     raise NexnetError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {name!r}")

@@ -20,14 +20,14 @@ from ..models import create_model
 from ..models.registry import upgrade_config
 from ..runtime import autocast, autocast_dtype, pick_device, place_model, slow_autocast_note
 from . import distributed as D
-from .config import check_run_numbers, fit_warmup
+from .config import check_run_numbers
 from .diagnostics import TPENProbe
 from .epoch import Stepper, fit_epoch
 from .losses import DiceBCELoss, positive_weight
 from .optim import build_optimizer
 from .run_config import RunConfig
 from .run_folder import RunFolder
-from .schedule import make_schedule
+from .schedule import make_schedule, warmup_for
 from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels, load_ssl_encoder
 
 
@@ -142,7 +142,7 @@ def _checked_model(cfg: RunConfig, folder: RunFolder, resume: bool, device: torc
         raise NexnetError("ssl_autoencoder is the SSL pretraining model: train it with nexnet pretrain")
     model = create_model(name, **kwargs)
     check_run_numbers(cfg, model.size_multiple, name)
-    if note := fit_warmup(cfg):
+    if note := warmup_for(tc)[1]:
         say(note)
     make_schedule(tc)
     return name, model, autocast_dtype(tc.amp, device)
