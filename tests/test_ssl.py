@@ -122,7 +122,8 @@ def test_ablation_configs_build_the_variants(name, tpen, masa, ssl):
 
 
 def test_ssl_checkpoint_must_be_an_autoencoder(data, tmp_path):
-    from nexnet.training.ssl_checkpoint import check_ssl_ids, load_ssl_encoder
+    from nexnet.models import load_ssl_encoder
+    from nexnet.training.ssl_checkpoint import check_ssl_ids
 
     seg = nexnet.create_model("nexnet_seg_s", widths=[4, 4, 8, 8, 8, 8])
     seg.save_pretrained(tmp_path / "seg")

@@ -1,22 +1,15 @@
-"""Fusing a pretrained SSL encoder into NExNet Seg, only if pretraining never read a held-out image."""
+"""May a pretrained SSL encoder be fused into this run? Only if its pretraining never read a held-out
+image (the weights themselves are copied by ``models.load_ssl_encoder``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import torch
-
 from ..data import SEEN, RunData, Split, refuse_seen_pixels
 from ..errors import NexnetError
-from ..models import from_pretrained
+from ..models import ssl_folder
 from ..models.base import read_config
-
-
-def ssl_folder(checkpoint: str | Path) -> Path:
-    """The autoencoder's checkpoint folder: a pretrain run folder stands for its ``best/``."""
-    path = Path(checkpoint)
-    return path / "best" if (path / "best" / "config.json").is_file() else path
 
 
 def check_ssl_ids(checkpoint: str | Path, split: Split) -> None:
@@ -49,14 +42,3 @@ def check_ssl_pixels(checkpoint: str | Path, data: RunData) -> None:
     held_out = data.split.val + data.split.test
     fix = f"pretrain with this run's data, split ({data.split.name}) and --split-seed {data.split.seed}"
     refuse_seen_pixels(seen, data, held_out, "validation and test cases", "the SSL checkpoint was pretrained on", fix)
-
-
-def load_ssl_encoder(model: torch.nn.Module, checkpoint: str | Path) -> None:
-    """Copy a pretrained autoencoder's encoder into ``model`` (checked by ``check_ssl_ids`` and
-    ``check_ssl_pixels`` first)."""
-    if getattr(model, "ssl_encoder", None) is None:
-        raise NexnetError("--ssl-checkpoint needs a model built with ssl=True (NExNet Seg)")
-    ae = from_pretrained(ssl_folder(checkpoint))
-    if getattr(ae, "model_name", "") != "ssl_autoencoder":
-        raise NexnetError(f"--ssl-checkpoint {checkpoint}: holds a {ae.model_name}, not an ssl_autoencoder")
-    model.ssl_encoder.load_state_dict(ae.encoder.state_dict())

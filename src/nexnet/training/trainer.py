@@ -16,7 +16,7 @@ from tqdm import tqdm
 from ..data import SEEN, BatchLoader, RunData, Split, discover_and_split, prepare_data
 from ..errors import NexnetError
 from ..evaluation import batch_dice_iou
-from ..models import create_model
+from ..models import create_model, load_ssl_encoder
 from ..models.registry import upgrade_config
 from ..runtime import autocast, autocast_dtype, pick_device, place_model, slow_autocast_note
 from . import distributed as D
@@ -28,7 +28,7 @@ from .optim import build_optimizer
 from .run_config import RunConfig
 from .run_folder import RunFolder
 from .schedule import make_schedule, warmup_for
-from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels, load_ssl_encoder
+from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels
 
 
 @torch.no_grad()
