@@ -2,6 +2,7 @@
 every bad option gets one line before anything is decoded or written."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,6 +196,64 @@ def test_resume_refuses_a_change_it_would_otherwise_ignore(data, tmp_path, capsy
     one_line_error(capsys, [*again, "--batch-size", "2"], "train.batch_size is 4 in the run", "2 on this command line")
     one_line_error(capsys, [*again, "--set", "train.lr=0.5"], "train.lr is 0.003", "choose a new --out")
     one_line_error(capsys, ["train", "--out", str(run), "--resume", "--model", "unet"], "model.name is 'nexnet_seg_s'")
+    one_line_error(capsys, ["train", "--out", str(run), "--resume", "--freeze-encoder"], "goes with --ssl-checkpoint")
+    one_line_error(capsys, [*again, "--set", "train=3"], "'train' is a section")
+    assert main([*again, "--set", "train.epochs=3"]) == 0  # a resumable key, from --set too: applied
+    assert len((run / "log.csv").read_text().splitlines()) == 4
+
+
+def test_resume_accepts_the_runs_own_command_however_it_was_written(data, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from nexnet.data import DataConfig, discover_and_split
+    from nexnet.training import RunFolder
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "configs" / "paper_exact.yaml", work / "exact.yaml")
+    discover_and_split(DataConfig("folder", str(data), "seeded"))[1].save(work / "mysplit.json")
+    monkeypatch.chdir(work)  # relative paths, as typed
+    first = [
+        "train",
+        "--model",
+        "nexnet_seg_s",
+        "--dataset",
+        "folder",
+        "--data-root",
+        str(data),
+        "--split",
+        "mysplit.json",
+        "--out",
+        "run",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--config",
+        "exact.yaml",
+        *sum((["--set", s] for s in TINY), []),
+        "--set",
+        "model.tpen_init=linear",
+    ]  # the paper form made custom by one keyword
+    assert main(first) == 0
+    monkeypatch.chdir(tmp_path)  # elsewhere, with the split file's absolute path
+    absolute = {name: str(work / name) for name in ("mysplit.json", "exact.yaml", "run")}
+    again = [absolute.get(a, a) for a in first]
+    assert main([*again, "--resume", "--epochs", "2"]) == 0
+    cfg = RunFolder(work / "run").read_run_config()
+    assert cfg.model["form"] == "custom" and cfg.data.split == str(work / "mysplit.json") and cfg.train.epochs == 2
+    # The Python API resumes from the run's own config.
+    assert (
+        nexnet.training.train(cfg.merged({"train": {"epochs": 3}}), work / "run", resume=True, quiet=True)["epoch"] == 3
+    )
+    one_line_error(
+        capsys, ["pretrain", "--out", str(work / "run"), "--resume", "--lr", "0.1"], "not a pretraining run's"
+    )
 
 
 # --- the tour: predict and score the test split only ------------------------------------------------

@@ -33,7 +33,7 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return pt
 
 
-RESUMABLE = ("epochs", "max_minutes", "device")
+RESUMABLE = ("epochs", "max_minutes", "device", "workers", "data_roots")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     asked = {k: v for k, v in flags.items() if v is not None}
     if args.resume:
         cfg = RunFolder(out).read_config()
+        if "datasets" not in cfg:
+            raise NexnetError(f"--resume: {out} holds a training run's config.yaml, not a pretraining run's; "
+                              "resume it with nexnet train")  # fmt: skip
         refuse_changes_on_resume(cfg, asked, out, RESUMABLE)
         cfg.update({k: v for k, v in asked.items() if k in RESUMABLE})
     else:

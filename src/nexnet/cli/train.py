@@ -49,25 +49,23 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return t
 
 
-RESUMABLE = ("train.epochs", "train.max_minutes", "train.device", "data.data_root")
+RESUMABLE = ("train.epochs", "train.max_minutes", "train.device", "data.data_root", "data.workers")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training import RunFolder, merge, train
+    from ..training import DEFAULTS, RunConfig, RunFolder, merge, train
 
+    if args.freeze_encoder and not args.ssl_checkpoint:
+        raise NexnetError("--freeze-encoder goes with --ssl-checkpoint")
     out = Path(args.out)
+    asked = _asked(args)
     if args.resume:
-        saved = RunFolder(out).read_config()
-        refuse_changes_on_resume(saved, _asked(args), out, RESUMABLE)
-        keep = {"train": {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes),
-                                             ("device", args.device)) if v is not None}}  # fmt: skip
-        if args.data_root:  # a moved dataset: its split.json's cases must all be there
-            keep["data"] = {"data_root": str(Path(args.data_root).resolve())}
-        cfg = merge(saved, keep)
+        saved = RunFolder(out).read_run_config()
+        refuse_changes_on_resume(saved.to_dict(), _as_built(saved, asked), out, RESUMABLE)
+        cfg = saved.merged({section: {k: v for k, v in values.items() if f"{section}.{k}" in RESUMABLE}
+                            for section, values in asked.items()})  # fmt: skip
     else:
-        if args.freeze_encoder and not args.ssl_checkpoint:
-            raise NexnetError("--freeze-encoder goes with --ssl-checkpoint")
-        cfg = _resolved(args)
+        cfg = RunConfig.from_dict(merge(DEFAULTS, asked))
     train(cfg, out, resume=args.resume, quiet=args.quiet)
     return 0
 
@@ -84,31 +82,52 @@ def _flags(args: argparse.Namespace) -> dict:
     )  # fmt: skip
 
 
-def _resolved(args: argparse.Namespace):  # noqa: ANN202 - a RunConfig, imported lazily
-    from ..training import resolve
-
-    cfg = resolve(args.config, args.set, **_flags(args))
-    if args.ssl_checkpoint:
-        cfg = cfg.merged({"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
-                          "train": {"ssl_checkpoint": str(Path(args.ssl_checkpoint).resolve())}})  # fmt: skip
-    return cfg
-
-
 def _asked(args: argparse.Namespace) -> dict:
-    """What this command line sets, nested like a config: --config files, flags, --set, --ssl-checkpoint."""
+    """What this command line sets, nested like a config, in resolve's order: --config files, then the
+    flags, then --set; --ssl-checkpoint last. Paths are made absolute, as a run records them."""
     from ..training import load_yaml, parse_set
 
-    asked: dict = {}
-    for path in args.config or []:
-        for section, values in load_yaml(path).items():
-            asked.setdefault(section, {}).update(values if isinstance(values, dict) else {})
+    layers = [load_yaml(path) for path in args.config or []]
+    layers.append({})
     for name, value in _flags(args).items():
         if value is not None:
             section, key = name.split("__", 1)
-            asked.setdefault(section, {})[key] = value
-    for section, values in parse_set(args.set).items():
-        asked.setdefault(section, {}).update(values)
+            layers[-1].setdefault(section, {})[key] = value
+    layers.append(parse_set(args.set))
     if args.ssl_checkpoint:
-        asked.setdefault("train", {})["ssl_checkpoint"] = str(Path(args.ssl_checkpoint).resolve())
-        asked.setdefault("model", {}).update(ssl=True, freeze_ssl=bool(args.freeze_encoder))
+        layers.append({"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
+                       "train": {"ssl_checkpoint": args.ssl_checkpoint}})  # fmt: skip
+    asked: dict = {}
+    for layer in layers:
+        for section, values in layer.items():
+            if not isinstance(values, dict):
+                raise NexnetError(f"config key {section!r} is a section: set its keys, e.g. {section}.name=...")
+            asked.setdefault(section, {}).update(values)
+    return _absolute(asked)
+
+
+def _absolute(asked: dict) -> dict:
+    data, tc = asked.get("data", {}), asked.get("train", {})
+    if data.get("data_root"):
+        data["data_root"] = str(Path(data["data_root"]).resolve())
+    if data.get("split") and Path(str(data["split"])).is_file():
+        data["split"] = str(Path(data["split"]).resolve())
+    if tc.get("ssl_checkpoint"):
+        tc["ssl_checkpoint"] = str(Path(tc["ssl_checkpoint"]).resolve())
     return asked
+
+
+def _as_built(saved, asked: dict) -> dict:  # noqa: ANN001 - a RunConfig, imported lazily
+    """``asked`` with its model keys as the model would record them, built on the saved run's keywords
+    (a form made custom by another keyword, defaults a release filled in)."""
+    wanted = asked.get("model")
+    if not wanted or wanted.get("name", saved.model_name) != saved.model_name:
+        return asked
+    from ..models import create_model
+
+    try:
+        kwargs = {k: v for k, v in wanted.items() if k != "name"}
+        built = create_model(saved.model_name, **{**saved.model_kwargs(), **kwargs}).config
+    except (TypeError, ValueError) as e:
+        raise NexnetError(f"model: {e}") from None
+    return {**asked, "model": {k: built.get(k, v) for k, v in wanted.items()}}

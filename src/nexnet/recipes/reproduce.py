@@ -18,7 +18,7 @@ from ..models import create_model
 from ..models.base import read_config
 from ..plots import bar_chart, scatter_chart
 from ..profile import count_parameters, format_markdown, profile_model
-from ..training import PRETRAIN_DEFAULTS, RunConfig, load_yaml, paper_recipe, parse_set, pretrain, resolve, train
+from ..training import PRETRAIN_DEFAULTS, RunConfig, RunFolder, paper_recipe, parse_set, pretrain, resolve, train
 
 DATASETS = ["isic2016", "isic2017", "isic2018", "ph2", "kvasir", "cvc_clinicdb"]
 MODELS = {"unet": "UNet", "unetpp": "UNet++", "transunet": "TransUNet", "segformer_b2": "SegFormer",
@@ -82,8 +82,7 @@ def run_cell(run: Path, cfg: RunConfig, dataset: str, folder: Path, say: Callabl
         resume = (run / "last" / "state.json").is_file()
         say(f"{run}: {'resuming' if resume else 'training'}")
         if resume and (run / "config.yaml").is_file():  # continue the run as it started, not as today's defaults say
-            saved = RunConfig.from_dict(load_yaml(run / "config.yaml"), saved=True)
-            cfg = saved.merged({"train": {"device": cfg.train.device}})
+            cfg = RunFolder(run).read_run_config().merged({"train": {"device": cfg.train.device}})
         try:
             result = train(cfg, run, resume=resume)  # its epoch lines are the grid's progress
         except (NexnetError, ValueError) as e:

@@ -31,6 +31,9 @@ def merge(base: dict, update: dict, where: str = "") -> dict:
             raise NexnetError(f"unknown config key {path!r} (known: {', '.join(sorted(out))})")
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value, path + ".")
+        elif isinstance(out.get(key), dict) and not where:
+            example = next(iter(out[key]), "name")
+            raise NexnetError(f"config key {path!r} is a section: set its keys, e.g. {path}.{example}=...")
         else:
             out[key] = value
     return out

@@ -11,8 +11,10 @@ import torch
 
 from ..errors import NexnetError
 from ..io import atomic_write_text
+from ..models.registry import upgrade_config
 from ..outputs import refuse_foreign_files, refuse_inside_sources
 from .config import dump, load_yaml
+from .run_config import PretrainConfig, RunConfig
 from .runlog import write_curves, write_log
 from .state import load_training_state, save_training_state
 
@@ -59,7 +61,20 @@ class RunFolder:
             raise NexnetError(f"--resume: {self.path} holds no config.yaml; start the run without --resume")
         return load_yaml(self.config)
 
-    def write_config(self, cfg: dict) -> None:
+    def read_run_config(self) -> RunConfig:
+        """A training run's config as it trains: keys its release did not write take that release's
+        values, and the model's keywords are upgraded as ``from_pretrained`` upgrades them."""
+        raw = self.read_config()
+        if "datasets" in raw:
+            raise NexnetError(f"--resume: {self.path} holds a pretraining run; resume it with nexnet pretrain")
+        try:
+            cfg = RunConfig.from_dict(raw, saved=True)
+        except NexnetError as e:
+            raise NexnetError(f"{self.config}: {e}") from None
+        cfg.model = {"name": cfg.model_name, **upgrade_config(cfg.model_name, cfg.model_kwargs())}
+        return cfg
+
+    def write_config(self, cfg: dict | RunConfig | PretrainConfig) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.config, dump(cfg))
 

@@ -51,8 +51,9 @@ def validate(model: torch.nn.Module, loader: BatchLoader, loss_fn: torch.nn.Modu
 
 def train(cfg: RunConfig | dict, out: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
     """Train ``cfg.model["name"]`` as ``cfg`` says (a ``RunConfig``, or its nested dicts), writing the
-    run folder ``out``; with ``resume``, keys a saved config lacks take the values of its time."""
-    cfg = RunConfig.from_dict(cfg, saved=resume)
+    run folder ``out``. With ``resume``, continue the run in ``out``: pass its own config,
+    ``RunFolder(out).read_run_config()``, changed at most in its epochs, time budget and device."""
+    cfg = RunConfig.from_dict(cfg)
     out = Path(out)
     env = D.DistEnv.from_env()
     device = pick_device(cfg.train.device, env.local_rank)
@@ -101,17 +102,17 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.
     data = _load_data(cfg, folder, resume, env, say, made if ssl else None)
     if ssl:
         check_ssl_pixels(ssl, data)
-    if env.main:
-        # The model's full keyword set, so that a resumed run rebuilds it even if defaults change.
-        folder.write_config({**cfg.to_dict(), "model": {"name": name, **model.config}})
-        if not (resume and folder.split.exists()):
-            data.split.save(folder.split)
     model = place_model(model, device)
     if ssl:
         load_ssl_encoder(model, ssl)
     elif cfg.model.get("ssl") and not resume:
         say("warning: model.ssl without train.ssl_checkpoint: the SSL encoder starts from random weights")
     run = _assemble(cfg, folder, env, device, say, model, data, amp, resume, quiet)
+    if env.main:  # after a resumed run's state has loaded: a run that cannot resume keeps its files
+        # The model's full keyword set, so that a resumed run rebuilds it even if defaults change.
+        folder.write_config({**cfg.to_dict(), "model": {"name": name, **model.config}})
+        if not (resume and folder.split.exists()):
+            data.split.save(folder.split)
     stop_reason = "epochs done"
     for epoch in range(run.state["epoch"], tc.epochs):
         seconds = _epoch(run, epoch)
@@ -269,6 +270,8 @@ def _epoch_line(row: dict, epochs: int, improved: bool) -> str:
 def _absolute_paths(cfg: RunConfig) -> None:
     if cfg.data.data_root:
         cfg.data.data_root = str(Path(cfg.data.data_root).resolve())
+    if cfg.data.split and Path(cfg.data.split).is_file():  # a split.json, not a split's name
+        cfg.data.split = str(Path(cfg.data.split).resolve())
     if cfg.train.ssl_checkpoint:
         cfg.train.ssl_checkpoint = str(Path(cfg.train.ssl_checkpoint).resolve())
 
