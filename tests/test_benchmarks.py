@@ -16,7 +16,7 @@ def test_gpu_side_by_side_trains_both_models_for_the_same_epochs_and_tests_once(
     out = tmp_path / "out"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_kvasir.py"), "--data-root", str(data), "--out", str(out),
            "--dataset", "folder", "--split", "seeded", "--device", "cpu", "--image-size", "32", "--epochs", "2",
-           "--models", "nexnet_seg_s,unet", "--no-amp", "--set", "train.batch_size=4"]  # fmt: skip
+           "--models", "nexnet_seg_s,unet", "--no-amp", "--set", "train.batch_size=4", "--also-tuned"]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
@@ -27,6 +27,13 @@ def test_gpu_side_by_side_trains_both_models_for_the_same_epochs_and_tests_once(
         assert summary["cases"] == 5 and res["test_dice"] == summary["mean"]["dice"]  # the run's own test split
     table = (out / "table.md").read_text()
     assert "| `nexnet_seg_s` | 2 | 8 |" in table and "2 epochs each" in table and "5 images" in table
+    for name, res in results.items():  # --also-tuned: the same checkpoint, threshold chosen on val, flip TTA
+        tuned = json.loads((out / name / "eval_tuned" / "summary.json").read_text())
+        assert tuned["tta"] and tuned["threshold"]["chosen_on"].startswith("validation")
+        assert (
+            res["tuned"]["test_dice"] == tuned["mean"]["dice"]
+            and f"| `{name}` | {tuned['threshold']['value']:.2f} |" in table
+        )
 
 
 def test_gpu_speed_runs_both_models_side_by_side_at_toy_size_on_cpu(tmp_path):
