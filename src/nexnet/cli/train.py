@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = saved.merged({section: {k: v for k, v in values.items() if f"{section}.{k}" in RESUMABLE}
                             for section, values in asked.items()})  # fmt: skip
     else:
-        cfg = RunConfig.from_dict(merge(DEFAULTS, asked))
+        cfg = RunConfig.from_dict(merge(DEFAULTS, asked))  # as training.resolve does
     train(cfg, out, resume=args.resume, quiet=args.quiet)
     return 0
 
@@ -83,26 +83,15 @@ def _flags(args: argparse.Namespace) -> dict:
 
 
 def _asked(args: argparse.Namespace) -> dict:
-    """What this command line sets, nested like a config, in resolve's order: --config files, then the
-    flags, then --set; --ssl-checkpoint last. Paths are made absolute, as a run records them."""
-    from ..training import load_yaml, parse_set
+    """What this command line sets, nested like a config, in ``resolve``'s order; --ssl-checkpoint last.
+    Paths are made absolute, as a run records them."""
+    from ..training.config import requested
 
-    layers = [load_yaml(path) for path in args.config or []]
-    layers.append({})
-    for name, value in _flags(args).items():
-        if value is not None:
-            section, key = name.split("__", 1)
-            layers[-1].setdefault(section, {})[key] = value
-    layers.append(parse_set(args.set))
+    asked = requested(args.config, args.set, **_flags(args))
     if args.ssl_checkpoint:
-        layers.append({"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
-                       "train": {"ssl_checkpoint": args.ssl_checkpoint}})  # fmt: skip
-    asked: dict = {}
-    for layer in layers:
-        for section, values in layer.items():
-            if not isinstance(values, dict):
-                raise NexnetError(f"config key {section!r} is a section: set its keys, e.g. {section}.name=...")
-            asked.setdefault(section, {}).update(values)
+        ssl = {"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
+               "train": {"ssl_checkpoint": args.ssl_checkpoint}}  # fmt: skip
+        asked = {section: {**asked.get(section, {}), **ssl.get(section, {})} for section in {*asked, *ssl}}
     return _absolute(asked)
 
 

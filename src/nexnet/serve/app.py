@@ -36,11 +36,20 @@ class ServedModel:
     """What the server runs and says about it. ``info`` is what ``GET /model`` returns."""
 
     runner: ModelRunner
-    image_size: int
-    threshold: float
-    name: str
-    info: dict[str, Any]
+    info: dict[str, Any]  # holds the model's name, input size and threshold
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1e6)
+
+    @property
+    def name(self) -> str:
+        return self.info["name"]
+
+    @property
+    def image_size(self) -> int:
+        return self.info["image_size"]
+
+    @property
+    def threshold(self) -> float:
+        return self.info["threshold"]
 
 
 def png_bytes(array: np.ndarray) -> bytes:

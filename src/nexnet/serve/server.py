@@ -79,7 +79,7 @@ def load_served(checkpoint: str | None, onnx: str | None, device: str = "auto", 
         max_batch = 8 if where.startswith("cuda") else 1
     info["max_batch"] = max_batch
     runner = ModelRunner(pred, tta=tta, max_batch=max_batch)
-    return ServedModel(runner, pred.image_size, pred.threshold, info["name"], info, int(max_upload_mb * 1e6))
+    return ServedModel(runner, info, int(max_upload_mb * 1e6))
 
 
 def _matching_checkpoint(ckpt: dict[str, Any], onnx: dict[str, Any], path: str) -> dict[str, Any]:

@@ -61,21 +61,32 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+def requested(config_file: str | Path | list | None = None, sets: list[str] | None = None,
+              **flags: Any) -> dict:  # fmt: skip
+    """What a caller sets, nested like a config and nothing more: config file(s), later ones winning,
+    then flags (``section__key``; None: not given), then ``--set``."""
+    files = config_file if isinstance(config_file, list) else [config_file] if config_file else []
+    layers = [load_yaml(path) for path in files]
+    layers.append({})
+    for name, value in flags.items():
+        if value is not None:
+            section, key = name.split("__", 1)
+            layers[-1].setdefault(section, {})[key] = value
+    layers.append(parse_set(sets or []))
+    out: dict = {}
+    for layer in layers:
+        for section, values in layer.items():
+            if not isinstance(values, dict):
+                raise NexnetError(f"config key {section!r} is a section: set its keys, e.g. {section}.name=...")
+            out.setdefault(section, {}).update(values)
+    return out
+
+
 def resolve(config_file: str | Path | list | None = None, sets: list[str] | None = None,
             **flags: Any) -> RunConfig:  # fmt: skip
     """Defaults <- config file(s), later ones winning <- flags given on the command line
     (``section__key``) <- ``--set``; resolved once into the typed :class:`RunConfig`."""
-    cfg = copy.deepcopy(DEFAULTS)
-    files = config_file if isinstance(config_file, list) else [config_file] if config_file else []
-    for path in files:
-        cfg = merge(cfg, load_yaml(path))
-    for name, value in flags.items():
-        if value is not None:
-            section, key = name.split("__", 1)
-            cfg = merge(cfg, {section: {key: value}})
-    if sets:
-        cfg = merge(cfg, parse_set(sets))
-    return RunConfig.from_dict(cfg)
+    return RunConfig.from_dict(merge(DEFAULTS, requested(config_file, sets, **flags)))
 
 
 # (section, key, flag, smallest valid value, may be null); checked before any decoding.
