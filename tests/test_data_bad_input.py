@@ -49,6 +49,9 @@ IMAGE, MASK = blob(40, 48, 0)
         ("notes.jpg", lambda p: p.write_text("this is a note, not a picture\n"), "is a text file, not an image"),
         ("thin.png", lambda p: save(p, np.zeros((1, 4000), np.uint8)), "is 4000x1 px; both sides must be at least 8"),
         ("bomb.png", lambda p: png_header_only(p, 20000, 20000), "refused"),
+        ("big.png", lambda p: png_header_only(p, 10001, 10001), "is 100.0 megapixels, more than 100"),
+        # Under the 100 MP limit, though past Pillow's own warning at 89.5 MP: read, and so found empty.
+        ("large.png", lambda p: png_header_only(p, 9990, 9990), "is truncated"),
         ("broken.tif", lambda p: p.write_bytes(b"II*\x00" + os.urandom(64)), "cannot be decoded"),
     ],
 )  # fmt: skip

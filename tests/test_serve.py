@@ -22,6 +22,7 @@ from serving import (
     drive_page,
     exif_rotated_jpeg,
     live_server,
+    multipart,
     post_image,
     set_threshold_to_median,
 )  # noqa: E402
@@ -108,6 +109,7 @@ def test_model_health_page_and_openapi(served):
     assert (info["name"], info["dataset"], info["split"]) == ("nexnet_seg_s", "folder", "seeded")
     assert info["val_dice"] == saved["val_dice"] and info["threshold"] == saved["threshold"]
     assert info["config"]["widths"] == [4, 4, 8, 8, 8, 8] and info["parameters"] > 0
+    assert info["checkpoint"] == "run/best"  # the run's own name, not the server's file system
     assert c.get("/health").json()["status"] == "ok"
     page = c.get("/")
     assert page.status_code == 200 and "not a medical device" in page.text
@@ -155,6 +157,13 @@ def test_bad_uploads_get_one_line_and_the_next_request_works(served, case):
     assert r.status_code == status and words in detail and "\n" not in detail and f"{case}.png" in detail
     good = upload(c, images[0].name, images[0].read_bytes())
     assert good.status_code == 200 and good.content == (masks / f"{images[0].stem}.png").read_bytes()
+
+
+def test_an_upload_name_cannot_break_the_one_line(served):
+    best, _, _ = served
+    body, content_type = multipart("notes\nsecond line.txt", b"just text")  # the name sent raw, as curl can
+    r = client(best).post("/predict", content=body, headers={"Content-Type": content_type})
+    assert r.json()["detail"] == "notes?second line.txt: is a text file, not an image"
 
 
 def test_oversized_uploads_and_bad_queries_are_refused(served):

@@ -77,7 +77,8 @@ def requested(config_file: str | Path | list | None = None, sets: list[str] | No
     for layer in layers:
         for section, values in layer.items():
             if not isinstance(values, dict):
-                raise NexnetError(f"config key {section!r} is a section: set its keys, e.g. {section}.name=...")
+                example = next(iter(DEFAULTS.get(section) or {"name": 0}))
+                raise NexnetError(f"config key {section!r} is a section: set its keys, e.g. {section}.{example}=...")
             out.setdefault(section, {}).update(values)
     return out
 
