@@ -181,6 +181,38 @@ def test_oversized_uploads_and_bad_queries_are_refused(served):
     assert upload(c, images[0].name, images[0].read_bytes()).status_code == 200
 
 
+def test_a_chunked_upload_is_cut_off_once_it_passes_the_limit(served):
+    """No Content-Length to refuse up front: the server counts the bytes as they arrive and stops reading
+    (here after a few of the 10 MB's chunks), instead of taking the whole body first."""
+    import asyncio
+
+    best, _, _ = served
+    app = create_app(load_served(str(best), None, "cpu", max_upload_mb=0.005))
+    body, content_type = multipart("big.png", b"\0" * 10_000_000)
+    chunks = [body[i : i + 10_000] for i in range(0, len(body), 10_000)]
+    taken = 0
+
+    async def receive():
+        nonlocal taken
+        taken += 1
+        if taken > len(chunks):
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": chunks[taken - 1], "more_body": taken < len(chunks)}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", content_type.encode()), (b"transfer-encoding", b"chunked")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 413 and b"--max-upload-mb" in sent[1]["body"]
+    assert taken < 20  # of 1001 chunks: the rest is never read
+
+
 class SlowDouble:
     """A predictor whose first batch waits until released; returns each image's mean as its map."""
 
