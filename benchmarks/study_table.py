@@ -19,7 +19,8 @@ FIGURE_ARMS = {
     "B_unet16_paper_recipe": "UNet-16, paper recipe",
     "D_paper_model_no_tpen": "paper form, no T-PEN",
     "F_linear_init_coef_lr10": "paper + linear init",
-    "M_revised_default": "revised (default)",
+    "M_revised_default": "revised",
+    "Q_masa_from3": "lean (default)",
     "I_unet16": "UNet-16, default recipe",
 }
 

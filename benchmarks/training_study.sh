@@ -7,7 +7,8 @@
 # same steps at 128 px.
 #   bash benchmarks/training_study.sh [KVASIR_DIR] [OUT_DIR]      (about 2 hours on 2 cores)
 #   python benchmarks/study_table.py OUT_DIR                      (table and curves.png)
-# Finished arms are skipped, so a killed study continues where it stopped.
+# Finished arms are skipped, so a killed study continues where it stopped. ONLY='Q_.*|R_.*' runs
+# the arms whose names match that regular expression.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/datasets/kvasir_seg}
@@ -24,7 +25,9 @@ U="unet --set model.base_width=16"
 arms() {  # name | arguments after `nexnet train --batch-size 16`
 # Arms C to L change one thing at a time from the first candidate, G (the revised form with the new
 # recipe and a 1-epoch warm-up); M, the candidate with the paper's 5-epoch warm-up, scored best on
-# validation and is the default.
+# validation and was the default (the revised form). Q and R move MaSA below the top levels
+# (masa_from): Q_masa_from3, the lean form, is the default now; R gives it 8 minutes like T.
+RV="nexnet_seg_s --set model.form=revised"   # the arms run before the lean form became the default
 W1="--set train.warmup_epochs=1"
 cat <<EOF
 A_paper_model_paper_recipe|--model $S --set model.form=paper $PAPER_RECIPE --epochs 24
@@ -33,23 +36,31 @@ C_paper_model_new_lr|--model $S --set model.form=paper --set train.tpen_lr_scale
 D_paper_model_no_tpen|--model $S --set model.form=paper --set model.tpen=false --epochs 24 $W1
 E_linear_init|--model $S --set model.form=paper --set model.tpen_init=linear --set train.tpen_lr_scale=1 --set train.tpen_weight_decay=null --epochs 24 $W1
 F_linear_init_coef_lr10|--model $S --set model.form=paper --set model.tpen_init=linear --epochs 24 $W1
-G_revised_warmup1|--model $S --epochs 24 $W1
-H_revised_dropout0_warmup1|--model $S --set model.dropout=0 --epochs 24 $W1
+G_revised_warmup1|--model $RV --epochs 24 $W1
+H_revised_dropout0_warmup1|--model $RV --set model.dropout=0 --epochs 24 $W1
 I_unet16_warmup1|--model $U --epochs 24 $W1
-J_revised_no_tpen_warmup1|--model $S --set model.tpen=false --epochs 24 $W1
-K_revised_lr3e-4_warmup1|--model $S --set train.lr=3e-4 --epochs 24 $W1
-L_revised_no_clip_warmup1|--model $S --set train.grad_clip=null --epochs 24 $W1
-M_revised_default|--model $S --epochs 24
-M_revised_default_seed1|--model $S --set train.seed=1 --epochs 24
+J_revised_no_tpen_warmup1|--model $RV --set model.tpen=false --epochs 24 $W1
+K_revised_lr3e-4_warmup1|--model $RV --set train.lr=3e-4 --epochs 24 $W1
+L_revised_no_clip_warmup1|--model $RV --set train.grad_clip=null --epochs 24 $W1
+M_revised_default|--model $RV --epochs 24
+M_revised_default_seed1|--model $RV --set train.seed=1 --epochs 24
 I_unet16|--model $U --epochs 24
 I_unet16_seed1|--model $U --set train.seed=1 --epochs 24
-N_revised_batch64|--model $S --batch-size 64 --epochs 24
-T_revised_${MINUTES}min|--model $S --epochs 1000 --max-minutes $MINUTES
+N_revised_batch64|--model $RV --batch-size 64 --epochs 24
+T_revised_${MINUTES}min|--model $RV --epochs 1000 --max-minutes $MINUTES
 T_unet16_${MINUTES}min|--model $U --epochs 1000 --max-minutes $MINUTES
-T_revised_${MINUTES}min_seed1|--model $S --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+T_revised_${MINUTES}min_seed1|--model $RV --epochs 1000 --max-minutes $MINUTES --set train.seed=1
 T_unet16_${MINUTES}min_seed1|--model $U --epochs 1000 --max-minutes $MINUTES --set train.seed=1
-P_revised_default_128px|--model $S --epochs 24 --image-size 128
+P_revised_default_128px|--model $RV --epochs 24 --image-size 128
 P_unet16_128px|--model $U --epochs 24 --image-size 128
+Q_masa_from2|--model $S --set model.masa_from=2 --epochs 24
+Q_masa_from3|--model $S --set model.masa_from=3 --epochs 24
+R_masa_from3_${MINUTES}min|--model $S --set model.masa_from=3 --epochs 1000 --max-minutes $MINUTES
+R_masa_from3_${MINUTES}min_seed1|--model $S --set model.masa_from=3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+Q_masa_from3_seed1|--model $S --set model.masa_from=3 --set train.seed=1 --epochs 24
+Q_masa_from3_lr2e-3|--model $S --set model.masa_from=3 --set train.lr=2e-3 --epochs 24
+R_quarter_widths_${MINUTES}min|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES
+R_quarter_widths_${MINUTES}min_seed1|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES --set train.seed=1
 EOF
 }
 
@@ -69,4 +80,4 @@ run_arm() {
 }
 export -f run_arm
 export OUT COMMON NEXNET
-arms | xargs -d '\n' -P 2 -I{} bash -c 'run_arm "$@"' _ {}
+arms | grep -E "^(${ONLY:-.*})\|" | xargs -d '\n' -P 2 -I{} bash -c 'run_arm "$@"' _ {}

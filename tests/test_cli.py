@@ -34,6 +34,25 @@ def test_profile_under_bf16_autocast_times_in_bf16(tmp_path, capsys, monkeypatch
     assert str(seen[-1].dtype) == "torch.bfloat16"  # the timed pass
 
 
+def test_profile_set_builds_each_model_with_those_keywords(tmp_path, capsys):
+    from nexnet.models.masa import ManhattanSelfAttention
+
+    rows = {}
+    for form in ("lean", "paper"):
+        out = tmp_path / f"{form}.json"
+        assert main(["profile", "--models", "nexnet_seg_s", "--image-size", "64", "--no-latency",
+                     "--set", f"model.form={form}", "--json", str(out)]) == 0  # fmt: skip
+        rows[form] = json.loads(out.read_text())[0]
+    assert "form=paper" in capsys.readouterr().out
+    # the paper form attends at levels 1 and 2 (16 and 32 channels in nexnet_seg_s) too
+    level_1_2 = sum(p.numel() for c in (16, 32) for p in ManhattanSelfAttention(c).parameters())
+    assert rows["paper"]["params"] - rows["lean"]["params"] == level_1_2
+    assert rows["paper"]["gmacs"] > rows["lean"]["gmacs"]
+    assert main(["profile", "--set", "train.lr=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "nexnet profile: error: --set train.*: profile takes model keys only, e.g. --set model.form=paper"
+
+
 def test_unknown_model_is_one_line(capsys):
     assert main(["profile", "--models", "unet9"]) == 2
     err = capsys.readouterr().err.strip()

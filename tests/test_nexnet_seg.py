@@ -7,9 +7,10 @@ import nexnet
 from nexnet.errors import NexnetError
 from nexnet.models import TPEN, NExNetSeg
 from nexnet.models.blocks import LevelOptions, NExBlock
+from nexnet.models.masa import ManhattanSelfAttention as MaSA
 
 
-@pytest.mark.parametrize("form", ["revised", "paper"])
+@pytest.mark.parametrize("form", ["lean", "revised", "paper"])
 def test_gradients_reach_every_parameter_of_nexnet_seg(form):
     torch.manual_seed(0)
     model = nexnet.create_model("nexnet_seg", form=form)
@@ -94,12 +95,22 @@ def test_tpen_clip_keeps_eval_mode_finite_where_stacked_cubics_overflow():
     assert torch.isfinite(outputs[8.0]).all()
 
 
-def test_forms_set_tpen_init_and_encoder_chain_and_explicit_keywords_win():
-    revised = nexnet.create_model("nexnet_seg_s")
-    assert (revised.config["form"], revised.config["tpen_init"], revised.config["encoder_chain"]) == (
-        "revised", "linear", "conv_masa")  # fmt: skip
+def attending_levels(model) -> list[int]:
+    return [i + 1 for i, block in enumerate(model.encoder) if isinstance(block.conv_masa.attention, MaSA)]
+
+
+def test_forms_set_tpen_init_encoder_chain_and_masa_levels_and_explicit_keywords_win():
+    lean = nexnet.create_model("nexnet_seg_s")
+    assert (lean.config["form"], lean.config["tpen_init"], lean.config["encoder_chain"]) == (
+        "lean", "linear", "conv_masa")  # fmt: skip
+    assert attending_levels(lean) == [3, 4, 5, 6]
+    revised = nexnet.create_model("nexnet_seg_s", form="revised")
+    assert revised.config["tpen_init"] == "linear" and attending_levels(revised) == [1, 2, 3, 4, 5, 6]
     paper = nexnet.create_model("nexnet_seg_s", form="paper")
     assert (paper.config["tpen_init"], paper.config["encoder_chain"]) == ("log1p", "nex")
+    assert attending_levels(paper) == [1, 2, 3, 4, 5, 6]
+    assert nexnet.create_model("nexnet_seg_s", form="revised", masa_from=3).config["form"] == "custom"
+    assert attending_levels(nexnet.create_model("nexnet_seg_s", masa=False)) == []
     mixed = nexnet.create_model("nexnet_seg_s", form="paper", encoder_chain="conv_masa")
     assert mixed.config["encoder_chain"] == "conv_masa" and mixed.encoder[0].chain == "conv_masa"
     assert mixed.encoder[0].tpen.init == "log1p"
@@ -107,10 +118,13 @@ def test_forms_set_tpen_init_and_encoder_chain_and_explicit_keywords_win():
     rebuilt = nexnet.create_model("nexnet_seg_s", **mixed.config)
     assert rebuilt.config == mixed.config
     assert nexnet.create_model("nexnet_seg_s", form="paper", tpen_init="log1p").config["form"] == "paper"
-    with pytest.raises(NexnetError, match="form 'custom' needs encoder_chain"):
+    with pytest.raises(NexnetError, match="form 'custom' needs encoder_chain, masa_from"):
         nexnet.create_model("nexnet_seg_s", form="custom", tpen_init="linear")
-    with pytest.raises(NexnetError, match="form must be one of paper, revised or custom, got 'v3'"):
+    with pytest.raises(NexnetError, match="form must be one of paper, revised, lean or custom, got 'v3'"):
         nexnet.create_model("nexnet_seg_s", form="v3")
+    for bad in (0, 7, 2.5, True):
+        with pytest.raises(NexnetError, match=f"masa_from must be a level from 1 to 6, got {bad!r}"):
+            nexnet.create_model("nexnet_seg_s", masa_from=bad)
     with pytest.raises(NexnetError, match="encoder_chain must be one of nex, conv_masa"):
         nexnet.create_model("nexnet_seg_s", encoder_chain="skip")
 
@@ -132,10 +146,24 @@ def test_checkpoint_saved_before_forms_loads_as_the_paper_network(tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
     config_file = tmp_path / "ckpt" / "config.json"
     saved = json.loads(config_file.read_text())
-    for key in ("form", "tpen_init", "encoder_chain"):  # as written by releases before forms
+    for key in ("form", "tpen_init", "encoder_chain", "masa_from"):  # as written by releases before forms
         del saved["config"][key]
     config_file.write_text(json.dumps(saved))
     loaded = nexnet.from_pretrained(tmp_path / "ckpt")
     assert loaded.config["form"] == "paper" and loaded.encoder[0].chain == "nex"
+    assert attending_levels(loaded) == [1, 2, 3, 4, 5, 6]
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(loaded.eval()(x), model.eval()(x))
+
+
+def test_revised_checkpoint_saved_before_masa_from_keeps_attention_at_every_level(tmp_path):
+    model = nexnet.create_model("nexnet_seg_s", form="revised", widths=[4, 4, 8, 8, 8, 8])
+    model.save_pretrained(tmp_path / "ckpt")
+    config_file = tmp_path / "ckpt" / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["config"]["masa_from"]  # as written before the lean form
+    config_file.write_text(json.dumps(saved))
+    loaded = nexnet.from_pretrained(tmp_path / "ckpt")
+    assert loaded.config["form"] == "revised" and attending_levels(loaded) == [1, 2, 3, 4, 5, 6]
+    x = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model.eval()(x))

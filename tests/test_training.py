@@ -138,7 +138,7 @@ def test_run_config_records_the_model_in_full_and_old_runs_resume_as_the_paper_f
     train(tiny_cfg(data, epochs=1, extra=old_release), run, quiet=True)
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["encoder_chain"] == "nex" and saved["model"]["dropout"] == 0.2  # resolved, not implied
-    for key in ("form", "tpen_init", "encoder_chain", "dropout"):  # as a run from before forms recorded it
+    for key in ("form", "tpen_init", "encoder_chain", "masa_from", "dropout"):  # as before forms
         del saved["model"][key]
     for key in ("schedule", "tpen_lr_scale", "tpen_weight_decay"):
         del saved["train"][key]
@@ -147,15 +147,30 @@ def test_run_config_records_the_model_in_full_and_old_runs_resume_as_the_paper_f
     assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 0
     resumed = yaml.safe_load((run / "config.yaml").read_text())["model"]
     assert (resumed["form"], resumed["encoder_chain"], resumed["tpen_init"]) == ("paper", "nex", "log1p")
+    assert resumed["masa_from"] == 1
     lrs = [float(r.split(",")[5]) for r in log_rows(run)]
     assert len(lrs) == 2 and lrs[1] == 0.003  # the old run's plateau schedule, not today's cosine
+
+
+def test_a_revised_run_from_before_masa_from_resumes_with_attention_at_every_level(data, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(data, epochs=1, extra=["model.form=revised"]), run, quiet=True)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["masa_from"] == 1
+    del saved["model"]["masa_from"]  # as a run from before the lean form recorded it
+    saved["train"]["epochs"] = 2
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 0
+    resumed = yaml.safe_load((run / "config.yaml").read_text())["model"]
+    assert (resumed["form"], resumed["masa_from"]) == ("revised", 1)
+    assert len(log_rows(run)) == 2
 
 
 def test_a_resumed_run_keeps_its_recorded_model_whoever_resumes_it(data, tmp_path):
     run = tmp_path / "run"
     train(tiny_cfg(data, epochs=1), run, quiet=True)
     train(tiny_cfg(data, epochs=2, extra=["model.form=paper"]), run, resume=True, quiet=True)
-    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["form"] == "revised"
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["form"] == "lean"
     with pytest.raises(NexnetError, match="holds a run of 'nexnet_seg_s', not 'unet'"):
         train(resolve(None, ["model.base_width=4"], model__name="unet", data__dataset="folder",
                       data__data_root=str(data), data__split="seeded", data__image_size=32, train__epochs=3,

@@ -11,7 +11,8 @@ from scipy import ndimage
 
 from .io import write_with
 
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # fmt: skip
 PRED_COLOUR = (0, 220, 0)  # prediction: green
 GT_COLOUR = (0, 90, 255)  # ground truth: blue
 

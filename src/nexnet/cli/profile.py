@@ -28,7 +28,20 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--throughput-batch", type=int, default=16, help="batch for images/s (0: skip; default 16)")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     p.add_argument("--markdown", metavar="FILE", help="also write a markdown table (the paper's Table 4 shape)")
+    p.add_argument("--set", action="append", default=[], metavar="model.KEY=VALUE", dest="model_args",
+                   help="a model keyword for every model profiled, e.g. model.form=paper (repeatable)")  # fmt: skip
     return p
+
+
+def model_keywords(items: list[str]) -> dict:
+    """``--set model.KEY=VALUE`` items as keyword arguments; only model keys make sense here."""
+    from ..training.config import parse_set
+
+    parsed = parse_set(items)
+    other = sorted(set(parsed) - {"model"})
+    if other:
+        raise NexnetError(f"--set {other[0]}.*: profile takes model keys only, e.g. --set model.form=paper")
+    return parsed.get("model", {})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,15 +57,16 @@ def run(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise NexnetError("--device cuda: no CUDA device is available; use --device cpu")
     names = list_models() if args.models == ["all"] else args.models
+    keywords = model_keywords(args.model_args)
     unknown = [n for n in names if n not in list_models()]
     if unknown:
         create_model(unknown[0])  # raises with the list of names and close matches
     check_count(args.batch_size, "--batch-size", 1, 1)
     for name in names:  # every size checked before the first measurement
-        check_image_size(args.image_size, create_model(name).size_multiple, name)
+        check_image_size(args.image_size, create_model(name, **keywords).size_multiple, name)
     rows = []
     for name in names:
-        model = create_model(name)
+        model = create_model(name, **keywords)
         rows.append(
             profile_model(
                 model, args.image_size, args.batch_size, args.device,
@@ -71,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         f"{f'images/s at batch {args.throughput_batch}; ' if args.throughput_batch else ''}MACs/FLOPs per image, "
         f"counted with FlopCounterMode under the MATH attention backend; device {r['device']}, "
         f"{r['threads']} threads, {r['precision']}, torch {torch.__version__}"
+        + "".join(f"; {k}={v}" for k, v in keywords.items())
     )
     if args.json:
         atomic_write_json(args.json, rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -18,13 +19,16 @@ from .upsample import upsample_bilinear
 PAPER_WIDTHS = (32, 64, 128, 256, 256, 512)
 
 # A form fixes the settings that make NExNet Seg learn (docs/training.md): "paper" is the published
-# network; "revised", the default, starts T-PEN at the plain neuron and chains the encoder through
-# the Conv-MaSA branch. Keyword arguments given explicitly override the form's values.
+# network; "revised" starts T-PEN at the plain neuron and chains the encoder through the Conv-MaSA
+# branch; "lean", the default, is "revised" with MaSA only from level 3 (1/4 resolution, where RMT's
+# first stage attends) down: as good on validation, and the two costliest attention layers gone.
+# A published form never changes; keyword arguments given explicitly override its values.
 FORMS: dict[str, dict[str, Any]] = {
-    "paper": {"tpen_init": "log1p", "encoder_chain": "nex"},
-    "revised": {"tpen_init": "linear", "encoder_chain": "conv_masa"},
+    "paper": {"tpen_init": "log1p", "encoder_chain": "nex", "masa_from": 1},
+    "revised": {"tpen_init": "linear", "encoder_chain": "conv_masa", "masa_from": 1},
+    "lean": {"tpen_init": "linear", "encoder_chain": "conv_masa", "masa_from": 3},
 }
-DEFAULT_FORM = "revised"
+DEFAULT_FORM = "lean"
 
 
 def resolve_form(form: str, **given: Any) -> dict[str, Any]:
@@ -49,15 +53,16 @@ def form_name(form: str, chosen: dict[str, Any]) -> str:
 class NExNetSeg(SegmentationModel):
     """Six NEx encoder levels, five 2x2 max-pools and a bilinear U-Net decoder.
 
-    Encoder level ``i``: ``x_i = TPEN(ReLU(Conv3x3_d2(BN(in))))``, skip ``s_i = MaSA(DoubleConv(x_i))``;
-    ``x_i`` is max-pooled into level ``i + 1``. The bottleneck is ``s_6`` at 1/32 resolution,
+    Encoder level ``i``: ``x_i = TPEN(ReLU(Conv3x3_d2(BN(in))))``, skip ``s_i = MaSA(DoubleConv(x_i))``
+    (MaSA the identity above level ``masa_from``); ``x_i`` (form "paper") or ``s_i`` (the other
+    forms) is max-pooled into level ``i + 1``. The bottleneck is ``s_6`` at 1/32 resolution,
     concatenated with an SSL embedding of ``ssl_channels`` channels when ``ssl_channels > 0``.
     Decoder ``d_j = DoubleConv(cat(up2(d_{j+1}), s_j))``, then Dropout2d and a 1x1 head.
 
     Args:
-        form: ``"revised"`` (default) or ``"paper"``: the values of ``tpen_init`` and
-            ``encoder_chain`` when they are not given (see :data:`FORMS`). A network that matches
-            neither records ``"custom"``.
+        form: ``"lean"`` (default), ``"revised"`` or ``"paper"``: the values of ``tpen_init``,
+            ``encoder_chain`` and ``masa_from`` when they are not given (see :data:`FORMS`). A
+            network that matches none records ``"custom"``.
         widths: channels of the six encoder levels.
         in_channels: image channels.
         num_classes: output channels (1 for binary segmentation: logits).
@@ -68,6 +73,7 @@ class NExNetSeg(SegmentationModel):
         encoder_chain: what goes down the encoder from each level, ``"nex"`` (paper: the T-PEN
             output) or ``"conv_masa"`` (the skip branch's output); see :class:`NExBlock`.
         masa: Manhattan self-attention on each skip (``False``: identity).
+        masa_from: the first encoder level (1 to 6) with MaSA; the levels above it have none.
         gamma: MaSA decay, a float in (0, 1) or ``"rmt"``.
         head_dim: MaSA channels per head.
         masa_mode: ``"decomposed"`` or ``"full"``.
@@ -100,12 +106,16 @@ class NExNetSeg(SegmentationModel):
         form: str = DEFAULT_FORM,
         tpen_init: str | None = None,
         encoder_chain: str | None = None,
+        masa_from: int | None = None,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
         if len(widths) != 6:
             raise ValueError(f"NExNetSeg needs 6 widths, got {len(widths)}: {widths}")
-        chosen = resolve_form(form, tpen_init=tpen_init, encoder_chain=encoder_chain)
+        chosen = resolve_form(form, tpen_init=tpen_init, encoder_chain=encoder_chain, masa_from=masa_from)
+        first = chosen["masa_from"]
+        if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= len(widths):
+            raise ValueError(f"masa_from must be a level from 1 to {len(widths)}, got {first!r}")
         self.config = dict(
             widths=widths, in_channels=in_channels, num_classes=num_classes, tpen=tpen,
             order=order, masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode,
@@ -127,7 +137,10 @@ class NExNetSeg(SegmentationModel):
         level = LevelOptions(tpen, order, masa, gamma, head_dim, masa_mode, tpen_clip, chosen["tpen_init"],
                              chosen["encoder_chain"])  # fmt: skip
         ins = [in_channels, *widths[:-1]]
-        self.encoder = nn.ModuleList(NExBlock(c_in, c_out, level) for c_in, c_out in zip(ins, widths))
+        self.encoder = nn.ModuleList(
+            NExBlock(c_in, c_out, replace(level, masa=masa and i + 1 >= first))
+            for i, (c_in, c_out) in enumerate(zip(ins, widths))
+        )
         self.pool = nn.MaxPool2d(2)
         self.decoder = nn.ModuleList()
         below = widths[-1] + ssl_channels
@@ -169,8 +182,10 @@ class NExNetSeg(SegmentationModel):
 
 
 def _before_forms(config: dict) -> dict:
-    """Checkpoints saved before forms existed hold the paper's network."""
-    return config if "form" in config else {**config, "form": "paper"}
+    """Checkpoints saved before forms existed hold the paper's network; those saved before
+    ``masa_from`` existed attend at every level."""
+    config = config if "form" in config else {**config, "form": "paper"}
+    return config if "masa_from" in config else {**config, "masa_from": 1}
 
 
 @register_model
