@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 import torch
+import yaml
 from torch import nn
 
 import nexnet
@@ -56,8 +57,24 @@ def describe(args: argparse.Namespace, dev: torch.device) -> str:
     return ", ".join(parts)
 
 
-def build(name: str, dev: torch.device, args: argparse.Namespace) -> nn.Module:
-    model = place_model(nexnet.create_model(name), dev, fast_layout=not args.default_layout)
+def model_spec(spec: str) -> tuple[str, dict]:
+    """``"nexnet_seg:form=revised:masa_from=2"`` -> ``("nexnet_seg", {"form": "revised", "masa_from": 2})``;
+    values are read as YAML scalars. A plain registry name has no keywords."""
+    name, *items = spec.split(":")
+    keywords = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"model {spec!r}: write NAME:KEY=VALUE, e.g. nexnet_seg:form=revised")
+        keywords[key] = yaml.safe_load(value)
+    return name, keywords
+
+
+def build(spec: str, dev: torch.device, args: argparse.Namespace) -> nn.Module:
+    """The model ``spec`` names (a registry name, optionally with ``:KEY=VALUE`` keywords), placed
+    as ``nexnet`` places it."""
+    name, keywords = model_spec(spec)
+    model = place_model(nexnet.create_model(name, **keywords), dev, fast_layout=not args.default_layout)
     return torch.compile(model) if args.compile else model
 
 

@@ -35,7 +35,10 @@ Row = dict[str, float | None]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu for a toy run")
-    p.add_argument("--models", default="nexnet_seg,unet", help="two registry names (default nexnet_seg,unet)")
+    p.add_argument("--models", default="nexnet_seg,unet",
+                   help="two or more registry names, the last the reference for the ratios; NAME:KEY=VALUE\n"
+                        "sets a keyword, e.g. nexnet_seg,nexnet_seg:form=revised,unet\n"
+                        "(default nexnet_seg,unet)")  # fmt: skip
     p.add_argument("--image-size", type=int, default=224, help="square input (default 224)")
     p.add_argument("--batches", default="16,64", help="training batch sizes (default 16,64)")
     p.add_argument("--steps", type=int, default=5, help="timed training steps per round (default 5)")
@@ -180,14 +183,17 @@ def progress(rows: dict[str, Row]) -> dict[str, Row]:
 
 
 def format_table(rows: dict[str, Row], names: list[str]) -> str:
-    """Markdown: one row per measurement, the two models side by side and their ratio."""
-    a, b = names
-    out = [f"| | {a} | {b} | {a} / {b} |", "|---|---|---|---|"]
+    """Markdown: one row per measurement, the models side by side and each one's ratio to the last."""
+    *others, ref = names
+    head = [*names, *(f"{a} / {ref}" for a in others)]
+    out = ["| | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for what, row in rows.items():
-        va, vb = row.get(a), row.get(b)
         cell = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        ratio = f"{va / vb:.2f}" if va is not None and vb and not what.endswith(", s") else "-"  # no setup ratios
-        out.append(f"| {what} | {cell(va)} | {cell(vb)} | {ratio} |")
+        ratios = []
+        for a in others:  # no ratios of setup times
+            va, vr = row.get(a), row.get(ref)
+            ratios.append(f"{va / vr:.2f}" if va is not None and vr and not what.endswith(", s") else "-")
+        out.append(f"| {what} | " + " | ".join([*(cell(row.get(n)) for n in names), *ratios]) + " |")
     return "\n".join(out)
 
 
@@ -195,8 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.compile_child:
         return compile_child(args)
-    if len(args.names) != 2:
-        raise SystemExit("gpu_speed.py: --models takes two names, e.g. nexnet_seg,unet")
+    if len(args.names) < 2 or len(set(args.names)) != len(args.names):
+        raise SystemExit("gpu_speed.py: --models takes two or more different models, e.g. nexnet_seg,unet")
     dev = apply_runtime(args)
     print(f"{describe(args, dev)}; {args.image_size}px", flush=True)
     models = {n: build(n, dev, args) for n in args.names}
@@ -210,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.compile_timeout > 0:
         rows.update(progress(compile_rows(args)))
     print(f"medians of {args.rounds} rounds ({args.steps} training steps, {args.latency_repeats} batch-1 calls "
-          f"each) after {args.warmup} warm-up; ratio: {args.names[0]} / {args.names[1]}")  # fmt: skip
+          f"each) after {args.warmup} warm-up; ratios to {args.names[-1]}")  # fmt: skip
     print(format_table(rows, args.names))
     if args.json:
         Path(args.json).write_text(json.dumps({"describe": describe(args, dev), "rows": rows}, indent=1))

@@ -39,14 +39,34 @@ def test_gpu_side_by_side_trains_both_models_for_the_same_epochs_and_tests_once(
 def test_gpu_speed_runs_both_models_side_by_side_at_toy_size_on_cpu(tmp_path):
     out = tmp_path / "speed.json"
     cmd = ["bash", str(ROOT / "benchmarks" / "gpu_speed.sh"), "--device", "cpu", "--image-size", "64", "--batches", "2",
+           "--models", "nexnet_seg,nexnet_seg:form=revised,unet",
            "--steps", "2", "--rounds", "1", "--warmup", "1", "--latency-repeats", "2", "--compile-timeout", "1",
            "--json", str(out)]  # fmt: skip
     r = subprocess.run(
         cmd, capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHON": sys.executable}
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "| | nexnet_seg | unet | nexnet_seg / unet |" in r.stdout and "over the 1 s limit, left out" in r.stdout
+    header = "| | nexnet_seg | nexnet_seg:form=revised | unet | nexnet_seg / unet | nexnet_seg:form=revised / unet |"
+    assert header in r.stdout and "over the 1 s limit, left out" in r.stdout
     rows = json.loads(out.read_text())["rows"]
-    assert rows["training, batch 2, images/s"]["nexnet_seg"] > 0 and rows["batch 1, forward, eager, ms"]["unet"] > 0
-    assert rows["batch 1, forward, torch.compile reduce-overhead, ms"] == {"nexnet_seg": None, "unet": None}
+    assert rows["training, batch 2, images/s"]["nexnet_seg:form=revised"] > 0
+    assert rows["batch 1, forward, eager, ms"]["unet"] > 0
+    compiled = rows["batch 1, forward, torch.compile reduce-overhead, ms"]
+    assert compiled == {"nexnet_seg": None, "nexnet_seg:form=revised": None, "unet": None}
     assert not any("CUDA graph" in k for k in rows)  # CPU: eager only
+
+
+def test_benchmark_model_specs_carry_keywords_to_the_model():
+    import pytest
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from common import build, model_spec
+
+    assert model_spec("unet") == ("unet", {})
+    assert model_spec("nexnet_seg:form=revised:masa_from=2") == ("nexnet_seg", {"form": "revised", "masa_from": 2})
+    args = type("Args", (), {"default_layout": False, "compile": False})()
+    model = build("nexnet_seg_s:form=revised:widths=[4,4,8,8,8,8]", torch.device("cpu"), args)
+    assert model.config["form"] == "revised" and model.config["widths"] == [4, 4, 8, 8, 8, 8]
+    with pytest.raises(SystemExit, match="write NAME:KEY=VALUE"):
+        model_spec("nexnet_seg:revised")
