@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -52,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", default=None, metavar="FILE", help="also write the numbers as JSON")
     args = p.parse_args(argv)
     args.amp, args.default_layout, args.compile, args.system_malloc = not args.fp32, False, False, False
-    args.names = [n.strip() for n in args.models.split(",") if n.strip()]
+    args.names = [n.strip() for n in re.split(r",(?![^\[]*\])", args.models) if n.strip()]  # not inside [...]
     if args.compile_timeout is None:
         args.compile_timeout = 150.0 if args.device.startswith("cuda") else 0.0
     return args

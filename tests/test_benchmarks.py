@@ -70,3 +70,7 @@ def test_benchmark_model_specs_carry_keywords_to_the_model():
     assert model.config["form"] == "revised" and model.config["widths"] == [4, 4, 8, 8, 8, 8]
     with pytest.raises(SystemExit, match="write NAME:KEY=VALUE"):
         model_spec("nexnet_seg:revised")
+    from gpu_speed import parse_args
+
+    names = parse_args(["--models", "nexnet_seg_s:widths=[4,4,8,8,8,8],unet"]).names
+    assert names == ["nexnet_seg_s:widths=[4,4,8,8,8,8]", "unet"]

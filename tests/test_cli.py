@@ -51,6 +51,8 @@ def test_profile_set_builds_each_model_with_those_keywords(tmp_path, capsys):
     assert main(["profile", "--set", "train.lr=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "nexnet profile: error: --set train.*: profile takes model keys only, e.g. --set model.form=paper"
+    assert main(["profile", "--set", "model.name=unet"]) == 2
+    assert "--set model.name: name the models with --models" in capsys.readouterr().err
 
 
 def test_unknown_model_is_one_line(capsys):

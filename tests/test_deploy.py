@@ -93,6 +93,20 @@ def test_reproduce_quick_writes_tables_and_skips_finished_runs(tmp_path, data, c
     assert capsys.readouterr().out.count("finished earlier, skipped") == 2
 
 
+def test_reproduce_describes_a_finished_cell_by_its_own_config(tmp_path, data, capsys):
+    import nexnet
+
+    args = ["reproduce", "--table", "1", "--quick", "--data-root", str(data), "--datasets", "folder",
+            "--models", "nexnet_seg_s", "--out", str(tmp_path / "results"),
+            "--set", "train.epochs=1", "--set", "train.batch_size=4", "--device", "cpu"]  # fmt: skip
+    assert main([*args, "--set", "model.form=revised"]) == 0  # a cell trained under the earlier default
+    assert main(args) == 0  # today's default is lean; the finished cell is kept and labelled as it ran
+    assert "finished earlier, skipped (NExNet Seg form revised)" in capsys.readouterr().out
+    row = (tmp_path / "results" / "table1.csv").read_text().splitlines()[1].split(",")
+    revised = nexnet.create_model("nexnet_seg_s", form="revised")
+    assert row[2] == "revised" and float(row[3]) == round(sum(p.numel() for p in revised.parameters()) / 1e6, 2)
+
+
 def test_reproduce_table4_quick(tmp_path):
     assert main(["reproduce", "--table", "4", "--quick", "--models", "segformer_b0", "--out", str(tmp_path)]) == 0
     assert "segformer_b0" in (tmp_path / "table4.md").read_text()
@@ -134,3 +148,10 @@ def test_reproduce_paper_exact_gives_the_papers_recipe_and_form_to_nexnet_only(t
     assert nex.model == {"name": "nexnet_seg", "form": "paper"} and unet.model == {"name": "unet"}
     default = run_config("nexnet_seg", "kvasir", tmp_path, quick=False, device="cpu")
     assert default.train.schedule == "cosine" and "form" not in default.model
+
+
+def test_reproduce_table4_profiles_nexnet_seg_in_its_default_and_the_papers_form(tmp_path):
+    assert main(["reproduce", "--table", "4", "--quick", "--models", "nexnet_seg_s", "--out", str(tmp_path)]) == 0
+    rows = {r["model"]: r for r in json.loads((tmp_path / "table4.json").read_text())}
+    lean, paper = rows["nexnet_seg_s"], rows["nexnet_seg_s (paper form)"]
+    assert paper["gmacs"] > lean["gmacs"] and paper["params"] > lean["params"]

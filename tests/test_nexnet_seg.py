@@ -118,7 +118,7 @@ def test_forms_set_tpen_init_encoder_chain_and_masa_levels_and_explicit_keywords
     rebuilt = nexnet.create_model("nexnet_seg_s", **mixed.config)
     assert rebuilt.config == mixed.config
     assert nexnet.create_model("nexnet_seg_s", form="paper", tpen_init="log1p").config["form"] == "paper"
-    with pytest.raises(NexnetError, match="form 'custom' needs encoder_chain, masa_from"):
+    with pytest.raises(NexnetError, match="form 'custom' needs encoder_chain$"):
         nexnet.create_model("nexnet_seg_s", form="custom", tpen_init="linear")
     with pytest.raises(NexnetError, match="form must be one of paper, revised, lean or custom, got 'v3'"):
         nexnet.create_model("nexnet_seg_s", form="v3")
@@ -165,5 +165,20 @@ def test_revised_checkpoint_saved_before_masa_from_keeps_attention_at_every_leve
     config_file.write_text(json.dumps(saved))
     loaded = nexnet.from_pretrained(tmp_path / "ckpt")
     assert loaded.config["form"] == "revised" and attending_levels(loaded) == [1, 2, 3, 4, 5, 6]
+    x = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+
+
+def test_custom_checkpoint_saved_before_masa_from_keeps_attention_at_every_level(tmp_path):
+    model = nexnet.create_model("nexnet_seg_s", form="custom", tpen_init="log1p", encoder_chain="conv_masa",
+                                widths=[4, 4, 8, 8, 8, 8])  # fmt: skip
+    assert model.config["masa_from"] == 1  # custom without masa_from: every level, as before it existed
+    model.save_pretrained(tmp_path / "ckpt")
+    config_file = tmp_path / "ckpt" / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["config"]["masa_from"]
+    config_file.write_text(json.dumps(saved))
+    loaded = nexnet.from_pretrained(tmp_path / "ckpt")
+    assert loaded.config["form"] == "custom" and attending_levels(loaded) == [1, 2, 3, 4, 5, 6]
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(loaded(x), model.eval()(x))

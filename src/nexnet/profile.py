@@ -219,11 +219,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def ssl_parameter_note() -> str:
-    """What the SSL-fused model's parameters are made of (the paper counts them differently)."""
+def ssl_parameter_note(**keywords: Any) -> str:
+    """What the SSL-fused model's parameters are made of (the paper counts them differently);
+    ``keywords`` (a form, say) go to both NExNet Seg models."""
     from .models import create_model
 
-    fused, plain, ae = (create_model(n) for n in ("nexnet_seg_ssl", "nexnet_seg", "ssl_autoencoder"))
+    fused, plain = (create_model(n, **keywords) for n in ("nexnet_seg_ssl", "nexnet_seg"))
+    ae = create_model("ssl_autoencoder")
     enc = count_parameters(fused.ssl_encoder)
     seg = count_parameters(fused) - enc
     m = lambda n: f"{n / 1e6:.2f}M"  # noqa: E731

@@ -41,7 +41,10 @@ def model_keywords(items: list[str]) -> dict:
     other = sorted(set(parsed) - {"model"})
     if other:
         raise NexnetError(f"--set {other[0]}.*: profile takes model keys only, e.g. --set model.form=paper")
-    return parsed.get("model", {})
+    keywords = parsed.get("model", {})
+    if "name" in keywords:
+        raise NexnetError("--set model.name: name the models with --models, e.g. --models nexnet_seg,unet")
+    return keywords
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         del model
     print(format_table(rows))
     if any(name.endswith("_ssl") for name in names):
-        print(ssl_parameter_note())
+        print(ssl_parameter_note(**keywords))
     r = rows[0]
     print(
         f"input {args.image_size}x{args.image_size}, batch {args.batch_size} for latency "

@@ -32,9 +32,11 @@ DEFAULT_FORM = "lean"
 
 
 def resolve_form(form: str, **given: Any) -> dict[str, Any]:
-    """``FORMS[form]`` updated by the ``given`` values that are not None; ``"custom"`` needs them all."""
+    """``FORMS[form]`` updated by the ``given`` values that are not None; ``"custom"`` needs them all
+    but ``masa_from``, which is 1 (MaSA at every level, as before it existed) unless given."""
     given = {k: v for k, v in given.items() if v is not None}
     if form == "custom":
+        given = {"masa_from": 1, **given}
         missing = [k for k in FORMS[DEFAULT_FORM] if k not in given]
         if missing:
             raise ValueError(f"NExNet Seg form 'custom' needs {', '.join(missing)}")
@@ -182,10 +184,9 @@ class NExNetSeg(SegmentationModel):
 
 
 def _before_forms(config: dict) -> dict:
-    """Checkpoints saved before forms existed hold the paper's network; those saved before
-    ``masa_from`` existed attend at every level."""
-    config = config if "form" in config else {**config, "form": "paper"}
-    return config if "masa_from" in config else {**config, "masa_from": 1}
+    """Checkpoints saved before forms existed hold the paper's network. (Those saved before
+    ``masa_from`` existed need nothing: their forms, custom included, attend at every level.)"""
+    return config if "form" in config else {**config, "form": "paper"}
 
 
 @register_model

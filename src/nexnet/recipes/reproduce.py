@@ -76,7 +76,8 @@ def run_cell(run: Path, cfg: RunConfig, dataset: str, folder: Path, say: Callabl
     """Train (or resume, or skip when finished) one run, then evaluate it on the test split."""
     summary_file = run / "eval" / "summary.json"
     if summary_file.is_file():
-        say(f"{run}: finished earlier, skipped")
+        form = RunFolder(run).read_config().get("model", {}).get("form") if (run / "config.yaml").is_file() else None
+        say(f"{run}: finished earlier, skipped" + (f" (NExNet Seg form {form})" if form else ""))
         return json.loads(summary_file.read_text())
     if not (run / "train_done.json").is_file():
         resume = (run / "last" / "state.json").is_file()
@@ -104,11 +105,12 @@ def table1(root: Path, out: Path, datasets: list[str], models: list[str], quick:
     for dataset, folder in available(datasets, root, say):
         for model in models:
             cfg = run_config(model, dataset, folder, quick, device, extra, paper_exact)
-            s = run_cell(out / table_name(1, paper_exact) / dataset / model, cfg, dataset, folder, say)
+            cell = out / table_name(1, paper_exact) / dataset / model
+            s = run_cell(cell, cfg, dataset, folder, say)
             reported = (
                 PAPER_DICE[model][DATASETS.index(dataset)] if model in PAPER_DICE and dataset in DATASETS else None
             )
-            rows.append(_row(dataset, model, s, cfg, reported))
+            rows.append(_row(dataset, model, s, cfg, reported, cell))
     _write(out / table_name(1, paper_exact), rows)
     points = [(r["params_m"], r["ours_mdice"], MODELS.get(r["model"], r["model"]), r["dataset"])
               for r in rows if r["ours_mdice"] is not None]  # fmt: skip
@@ -143,7 +145,7 @@ def table2(root: Path, out: Path, datasets: list[str], quick: bool, device: str,
             variant.append(f"train.ssl_checkpoint={pre}")
         cfg = run_config("nexnet_seg", dataset, folder, quick, device, extra, paper_exact, variant)
         s = run_cell(base / name, cfg, dataset, folder, say)
-        rows.append({**_row(dataset, "nexnet_seg", s, cfg, reported), "variant": name})
+        rows.append({**_row(dataset, "nexnet_seg", s, cfg, reported, base / name), "variant": name})
     _write(out / table_name(2, paper_exact), rows, first=["variant"])
     names = [r["variant"] for r in rows]
     bar_chart(out / f"{table_name(2, paper_exact)}_ablation.png", names, {
@@ -154,13 +156,23 @@ def table2(root: Path, out: Path, datasets: list[str], quick: bool, device: str,
     return rows
 
 
+def _profiled_forms(name: str) -> list[tuple[str, dict]]:
+    """NExNet Seg models in their default form and in the paper's (the one the paper's figures are
+    for); other models as they are."""
+    if name.startswith("nexnet_seg"):
+        return [(name, {}), (f"{name} (paper form)", {"form": "paper"})]
+    return [(name, {})]
+
+
 def table4(out: Path, models: list[str], quick: bool, device: str, say: Callable[[str], None]) -> list[dict]:
     rows = []
-    for name in models:
-        say(f"profiling {name}")
-        r = profile_model(create_model(name), 224, 1, device, repeats=3 if quick else 10,
+    for name, label, keywords in ((n, label, kw) for n in models for label, kw in _profiled_forms(n)):
+        say(f"profiling {label}")
+        r = profile_model(create_model(name, **keywords), 224, 1, device, repeats=3 if quick else 10,
                           throughput_batch=4 if quick else 16)  # fmt: skip
-        reported = PAPER_TABLE4.get(name)
+        r["model"] = label
+        paper_network = not name.startswith("nexnet_seg") or keywords.get("form") == "paper"
+        reported = PAPER_TABLE4.get(name) if paper_network else None
         r.update(
             reported_params_m=reported[0] if reported else None,
             reported_seconds=reported[1] if reported else None,
@@ -179,10 +191,14 @@ def table4(out: Path, models: list[str], quick: bool, device: str, say: Callable
     return rows
 
 
-def _row(dataset: str, model: str, s: dict | None, cfg: RunConfig, reported: float | None) -> dict[str, Any]:
+def _row(dataset: str, model: str, s: dict | None, cfg: RunConfig, reported: float | None,
+         run: Path) -> dict[str, Any]:  # fmt: skip
+    """One table row; a cell that ran (perhaps under other defaults) is described by its own config."""
+    if (run / "config.yaml").is_file():
+        cfg = RunFolder(run).read_run_config()
     params = count_parameters(create_model(model, **cfg.model_kwargs()))
     return {
-        "dataset": dataset, "model": model, "params_m": round(params / 1e6, 2),
+        "dataset": dataset, "model": model, "form": cfg.model.get("form", "-"), "params_m": round(params / 1e6, 2),
         "ours_mdice": s["mean"]["dice"] if s else None, "ours_mdice_ci95": s["mean_dice_ci95"] if s else None,
         "ours_miou": s["mean"]["iou"] if s else None, "pooled_dice": s["pixel_pooled"]["dice"] if s else None,
         "authors_protocol_dice": s["authors_protocol"]["dice"] if s else None, "reported_dice": reported,
@@ -211,7 +227,7 @@ def _csv(path: Path, rows: list[dict]) -> None:
 
 
 def _write(stem: Path, rows: list[dict], first: list[str] | None = None) -> None:
-    cols = [*(first or []), "dataset", "model", "params_m", "ours_mdice", "ours_mdice_ci95", "ours_miou",
+    cols = [*(first or []), "dataset", "model", "form", "params_m", "ours_mdice", "ours_mdice_ci95", "ours_miou",
             "pooled_dice", "authors_protocol_dice", "reported_dice", "test_cases", "image_size", "epochs"]  # fmt: skip
     head = ["ours: honest mDice (test, threshold 0.5, original size)" if c == "ours_mdice" else c for c in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(cols)]
