@@ -61,6 +61,10 @@ Q_masa_from3_seed1|--model $S --set model.masa_from=3 --set train.seed=1 --epoch
 Q_masa_from3_lr2e-3|--model $S --set model.masa_from=3 --set train.lr=2e-3 --epochs 24
 R_quarter_widths_${MINUTES}min|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES
 R_quarter_widths_${MINUTES}min_seed1|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+S_lean_ema0.99|--model $S --set train.ema_decay=0.99 --epochs 24
+S_unet16_ema0.99|--model $U --set train.ema_decay=0.99 --epochs 24
+S_lean_ema0.99_seed1|--model $S --set train.ema_decay=0.99 --set train.seed=1 --epochs 24
+S_unet16_ema0.99_seed1|--model $U --set train.ema_decay=0.99 --set train.seed=1 --epochs 24
 EOF
 }
 

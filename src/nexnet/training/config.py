@@ -107,6 +107,7 @@ REALS = [
     ("train", "tpen_lr_scale", "train.tpen_lr_scale", False, False),
     ("train", "tpen_weight_decay", "train.tpen_weight_decay", True, True),
     ("train", "plateau_factor", "train.plateau_factor", False, False),
+    ("train", "ema_decay", "train.ema_decay", True, False),
     ("loss", "bce_weight", "loss.bce_weight", False, True), ("loss", "dice_weight", "loss.dice_weight", False, True),
     *[("augment", k, f"augment.{k}", False, True)
       for k in ("hflip", "vflip", "rotate_degrees", "brightness", "contrast", "saturation")],
@@ -147,6 +148,9 @@ def check_run_numbers(cfg: RunConfig, size_multiple: int, model: str) -> None:
     for section, key in PROBABILITIES:
         if value(section, key) > 1:
             raise NexnetError(f"{section}.{key} {value(section, key)!r}: use a number from 0 to 1")
+    if cfg.train.ema_decay is not None and cfg.train.ema_decay >= 1:
+        raise NexnetError(f"train.ema_decay {cfg.train.ema_decay!r}: use a number between 0 and 1, "
+                          "e.g. 0.999, or null for no average")  # fmt: skip
     pos_weight = cfg.loss.pos_weight
     if pos_weight != "auto" and (isinstance(pos_weight, bool) or not isinstance(pos_weight, (int, float))
                                  or pos_weight <= 0):  # fmt: skip

@@ -15,6 +15,7 @@ from ..data import Batch
 from ..runtime import autocast
 from . import distributed as D
 from .diagnostics import GradientNorms, TPENProbe
+from .ema import WeightAverage
 
 
 @dataclass
@@ -23,7 +24,8 @@ class Stepper:
 
     ``net`` runs the steps (possibly DDP-wrapped and compiled); ``eager_net`` is the same network
     without ``torch.compile``, used for the one batch per epoch on which T-PEN inputs are recorded
-    (module hooks would make a compiled graph recompile).
+    (module hooks would make a compiled graph recompile). ``average``, when set, follows the weights
+    after every optimizer step.
     """
 
     net: nn.Module
@@ -37,6 +39,7 @@ class Stepper:
     device: torch.device
     env: D.DistEnv
     probe: TPENProbe
+    average: WeightAverage | None = None
 
     def set_lr(self, lr: float) -> None:
         """``lr`` for every parameter group, times the group's ``lr_scale`` (T-PEN coefficients)."""
@@ -71,6 +74,8 @@ def fit_epoch(s: Stepper, batches: Iterable[Batch], state: dict[str, Any]) -> di
         norms.clip_and_record(s.parameters)
         s.scaler.step(s.optimizer)
         s.scaler.update()
+        if s.average is not None:
+            s.average.update()
         state["optimizer_steps"] += 1
         total += loss.item() * len(batch.index)
         seen += len(batch.index)

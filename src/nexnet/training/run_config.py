@@ -61,6 +61,7 @@ class TrainConfig:
     eval_batch_size: int = 16
     ssl_checkpoint: str | None = None
     compile: bool | str = False  # True: inductor; a string names another backend
+    ema_decay: float | None = None  # validate and save a moving average of the weights (None: off)
 
 
 @dataclass

@@ -52,7 +52,7 @@ def save_training_state(directory: Path, model: torch.nn.Module, optimizer: torc
     skeleton = {
         "optimizer": split_tensors(optimizer.state_dict(), "optimizer", tensors),
         "rng": split_tensors({"torch": torch.get_rng_state()}, "rng", tensors),
-        **extra,
+        **split_tensors(extra, "extra", tensors),  # a weight average's tensors, say
     }
     weights = state_dict_tensors(model)
     with atomic_directory(directory) as tmp:

@@ -22,6 +22,7 @@ from ..runtime import autocast, autocast_dtype, pick_device, place_model, slow_a
 from . import distributed as D
 from .config import check_run_numbers
 from .diagnostics import TPENProbe
+from .ema import WeightAverage
 from .epoch import Stepper, fit_epoch
 from .losses import DiceBCELoss, positive_weight
 from .optim import build_optimizer
@@ -192,13 +193,16 @@ def _assemble(cfg: RunConfig, folder: RunFolder, env: D.DistEnv, device: torch.d
             scaler.load_state_dict(scaler_state)
         state.update(saved)
         say(f"resuming {folder.path} after epoch {state['epoch']}")
+    average = WeightAverage(model, tc.ema_decay) if tc.ema_decay is not None else None
+    if average is not None and resume:
+        average.load_state_dict(state.pop("ema"))
     rows: list[dict] = state.pop("log", [])  # log.csv is rewritten from the state, so a kill loses no row
     eager = DistributedDataParallel(model) if env.world > 1 else model
     net = eager
     if tc.compile:  # true: the default backend (inductor); a string names another
         net = torch.compile(eager, **({} if tc.compile is True else {"backend": str(tc.compile)}))
     stepper = Stepper(net, eager, loss_fn, optimizer, scaler, trainable, tc.grad_clip, amp, device, env,
-                      TPENProbe(model))  # fmt: skip
+                      TPENProbe(model), average)  # fmt: skip
     augment = cfg.augment if cfg.augment.enabled else None
     loader = BatchLoader(data.arrays.images, data.arrays.masks, train_rows, tc.batch_size, device, shuffle=True,
                          augment=augment, seed=tc.seed, drop_last=True, rank=env.rank, world=env.world)  # fmt: skip
@@ -228,7 +232,8 @@ def _epoch(run: Run, epoch: int) -> float:
                disable=run.bars_off, dynamic_ncols=True)  # fmt: skip
     fit = fit_epoch(run.stepper, bar, state)
     D.sync_buffers(run.model, env)
-    metrics = D.metrics_from_main(validate(run.model, run.val_loader, run.loss_fn, run.amp, device), env, device)
+    judged = run.stepper.average.module if run.stepper.average else run.model  # what best/ will hold
+    metrics = D.metrics_from_main(validate(judged, run.val_loader, run.loss_fn, run.amp, device), env, device)
     run.sched.step(epoch, metrics["val_dice"])
     improved = metrics["val_dice"] > state["best_dice"]
     seconds = D.from_main(time.time() - start, env, device)  # one clock for the schedule and the budget
@@ -249,12 +254,15 @@ def _epoch(run: Run, epoch: int) -> float:
 def _save(run: Run, epoch: int, metrics: dict, improved: bool) -> None:
     """best/, then last/, then the log: a kill between them loses nothing on resume."""
     extra = _best_extra(run.cfg, run.data.split, epoch + 1, metrics)
+    average = run.stepper.average
     if improved:
-        run.model.save_pretrained(run.folder.best, extra=extra,
-                                  json_files={"split.json": run.data.split.to_dict(), SEEN: run.seen})  # fmt: skip
-    run.folder.save_last(run.model, run.optimizer,
-                         {**run.state, "scheduler": run.sched.state_dict(), "scaler": run.scaler.state_dict(),
-                          "log": run.rows}, extra)  # fmt: skip
+        best = average.module if average else run.model
+        best.save_pretrained(run.folder.best, extra=extra,
+                             json_files={"split.json": run.data.split.to_dict(), SEEN: run.seen})  # fmt: skip
+    state = {**run.state, "scheduler": run.sched.state_dict(), "scaler": run.scaler.state_dict(), "log": run.rows}
+    if average:
+        state["ema"] = average.state_dict()
+    run.folder.save_last(run.model, run.optimizer, state, extra)
     run.folder.write_log(run.rows)
 
 
