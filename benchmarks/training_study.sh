@@ -26,45 +26,54 @@ arms() {  # name | arguments after `nexnet train --batch-size 16`
 # Arms C to L change one thing at a time from the first candidate, G (the revised form with the new
 # recipe and a 1-epoch warm-up); M, the candidate with the paper's 5-epoch warm-up, scored best on
 # validation and was the default (the revised form). Q and R move MaSA below the top levels
-# (masa_from): Q_masa_from3, the lean form, is the default now; R gives it 8 minutes like T.
+# (masa_from): Q_masa_from3, the lean form, is the default now; R gives it 8 minutes like T. S adds a
+# moving average of the weights; the *_lr2e-3 arms, Adam at 2e-3, the default learning rate now.
 RV="nexnet_seg_s --set model.form=revised"   # the arms run before the lean form became the default
+L1="--set train.lr=1e-3"                      # and before the default learning rate became 2e-3
 W1="--set train.warmup_epochs=1"
 cat <<EOF
 A_paper_model_paper_recipe|--model $S --set model.form=paper $PAPER_RECIPE --epochs 24
 B_unet16_paper_recipe|--model $U $PAPER_RECIPE --epochs 24
-C_paper_model_new_lr|--model $S --set model.form=paper --set train.tpen_lr_scale=1 --set train.tpen_weight_decay=null --epochs 24 $W1
-D_paper_model_no_tpen|--model $S --set model.form=paper --set model.tpen=false --epochs 24 $W1
-E_linear_init|--model $S --set model.form=paper --set model.tpen_init=linear --set train.tpen_lr_scale=1 --set train.tpen_weight_decay=null --epochs 24 $W1
-F_linear_init_coef_lr10|--model $S --set model.form=paper --set model.tpen_init=linear --epochs 24 $W1
-G_revised_warmup1|--model $RV --epochs 24 $W1
-H_revised_dropout0_warmup1|--model $RV --set model.dropout=0 --epochs 24 $W1
-I_unet16_warmup1|--model $U --epochs 24 $W1
-J_revised_no_tpen_warmup1|--model $RV --set model.tpen=false --epochs 24 $W1
+C_paper_model_new_lr|--model $S --set model.form=paper --set train.tpen_lr_scale=1 --set train.tpen_weight_decay=null --epochs 24 $W1 $L1
+D_paper_model_no_tpen|--model $S --set model.form=paper --set model.tpen=false --epochs 24 $W1 $L1
+E_linear_init|--model $S --set model.form=paper --set model.tpen_init=linear --set train.tpen_lr_scale=1 --set train.tpen_weight_decay=null --epochs 24 $W1 $L1
+F_linear_init_coef_lr10|--model $S --set model.form=paper --set model.tpen_init=linear --epochs 24 $W1 $L1
+G_revised_warmup1|--model $RV --epochs 24 $W1 $L1
+H_revised_dropout0_warmup1|--model $RV --set model.dropout=0 --epochs 24 $W1 $L1
+I_unet16_warmup1|--model $U --epochs 24 $W1 $L1
+J_revised_no_tpen_warmup1|--model $RV --set model.tpen=false --epochs 24 $W1 $L1
 K_revised_lr3e-4_warmup1|--model $RV --set train.lr=3e-4 --epochs 24 $W1
-L_revised_no_clip_warmup1|--model $RV --set train.grad_clip=null --epochs 24 $W1
-M_revised_default|--model $RV --epochs 24
-M_revised_default_seed1|--model $RV --set train.seed=1 --epochs 24
-I_unet16|--model $U --epochs 24
-I_unet16_seed1|--model $U --set train.seed=1 --epochs 24
-N_revised_batch64|--model $RV --batch-size 64 --epochs 24
-T_revised_${MINUTES}min|--model $RV --epochs 1000 --max-minutes $MINUTES
-T_unet16_${MINUTES}min|--model $U --epochs 1000 --max-minutes $MINUTES
-T_revised_${MINUTES}min_seed1|--model $RV --epochs 1000 --max-minutes $MINUTES --set train.seed=1
-T_unet16_${MINUTES}min_seed1|--model $U --epochs 1000 --max-minutes $MINUTES --set train.seed=1
-P_revised_default_128px|--model $RV --epochs 24 --image-size 128
-P_unet16_128px|--model $U --epochs 24 --image-size 128
-Q_masa_from2|--model $S --set model.masa_from=2 --epochs 24
-Q_masa_from3|--model $S --set model.masa_from=3 --epochs 24
-R_masa_from3_${MINUTES}min|--model $S --set model.masa_from=3 --epochs 1000 --max-minutes $MINUTES
-R_masa_from3_${MINUTES}min_seed1|--model $S --set model.masa_from=3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
-Q_masa_from3_seed1|--model $S --set model.masa_from=3 --set train.seed=1 --epochs 24
+L_revised_no_clip_warmup1|--model $RV --set train.grad_clip=null --epochs 24 $W1 $L1
+M_revised_default|--model $RV --epochs 24 $L1
+M_revised_default_seed1|--model $RV --set train.seed=1 --epochs 24 $L1
+I_unet16|--model $U --epochs 24 $L1
+I_unet16_seed1|--model $U --set train.seed=1 --epochs 24 $L1
+N_revised_batch64|--model $RV --batch-size 64 --epochs 24 $L1
+T_revised_${MINUTES}min|--model $RV --epochs 1000 --max-minutes $MINUTES $L1
+T_unet16_${MINUTES}min|--model $U --epochs 1000 --max-minutes $MINUTES $L1
+T_revised_${MINUTES}min_seed1|--model $RV --epochs 1000 --max-minutes $MINUTES --set train.seed=1 $L1
+T_unet16_${MINUTES}min_seed1|--model $U --epochs 1000 --max-minutes $MINUTES --set train.seed=1 $L1
+P_revised_default_128px|--model $RV --epochs 24 --image-size 128 $L1
+P_unet16_128px|--model $U --epochs 24 --image-size 128 $L1
+Q_masa_from2|--model $S --set model.masa_from=2 --epochs 24 $L1
+Q_masa_from3|--model $S --set model.masa_from=3 --epochs 24 $L1
+R_masa_from3_${MINUTES}min|--model $S --set model.masa_from=3 --epochs 1000 --max-minutes $MINUTES $L1
+R_masa_from3_${MINUTES}min_seed1|--model $S --set model.masa_from=3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1 $L1
+Q_masa_from3_seed1|--model $S --set model.masa_from=3 --set train.seed=1 --epochs 24 $L1
 Q_masa_from3_lr2e-3|--model $S --set model.masa_from=3 --set train.lr=2e-3 --epochs 24
-R_quarter_widths_${MINUTES}min|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES
-R_quarter_widths_${MINUTES}min_seed1|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES --set train.seed=1
-S_lean_ema0.99|--model $S --set train.ema_decay=0.99 --epochs 24
-S_unet16_ema0.99|--model $U --set train.ema_decay=0.99 --epochs 24
-S_lean_ema0.99_seed1|--model $S --set train.ema_decay=0.99 --set train.seed=1 --epochs 24
-S_unet16_ema0.99_seed1|--model $U --set train.ema_decay=0.99 --set train.seed=1 --epochs 24
+R_quarter_widths_${MINUTES}min|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES $L1
+R_quarter_widths_${MINUTES}min_seed1|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES --set train.seed=1 $L1
+S_lean_ema0.99|--model $S --set train.ema_decay=0.99 --epochs 24 $L1
+S_unet16_ema0.99|--model $U --set train.ema_decay=0.99 --epochs 24 $L1
+S_lean_ema0.99_seed1|--model $S --set train.ema_decay=0.99 --set train.seed=1 --epochs 24 $L1
+S_unet16_ema0.99_seed1|--model $U --set train.ema_decay=0.99 --set train.seed=1 --epochs 24 $L1
+Q_masa_from3_lr2e-3_seed1|--model $S --set train.lr=2e-3 --set train.seed=1 --epochs 24
+I_unet16_lr2e-3|--model $U --set train.lr=2e-3 --epochs 24
+I_unet16_lr2e-3_seed1|--model $U --set train.lr=2e-3 --set train.seed=1 --epochs 24
+R_lean_lr2e-3_${MINUTES}min|--model $S --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES
+R_lean_lr2e-3_${MINUTES}min_seed1|--model $S --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+T_unet16_lr2e-3_${MINUTES}min|--model $U --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES
+T_unet16_lr2e-3_${MINUTES}min_seed1|--model $U --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
 EOF
 }
 

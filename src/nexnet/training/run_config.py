@@ -5,7 +5,7 @@ keywords, free-form because each model has its own), ``data`` (:class:`~nexnet.d
 ``train``, ``loss`` and ``augment``. ``PretrainConfig`` is what ``nexnet pretrain`` runs. The
 defaults below are the default recipe; ``configs/default.yaml`` holds the same values (a test keeps
 them equal). It departs from the paper's (``configs/paper_exact.yaml``) where docs/training.md
-measured that NExNet Seg learns faster: batch 16, lr 1e-3 with a cosine schedule, T-PEN
+measured that NExNet Seg learns faster: batch 16, lr 2e-3 with a cosine schedule, T-PEN
 coefficients at 10x the rate without weight decay. The paper's warm-up, clipping and loss are kept.
 """
 
@@ -43,7 +43,7 @@ def merge(base: dict, update: dict, where: str = "") -> dict:
 class TrainConfig:
     epochs: int = 250
     batch_size: int = 16  # per process
-    lr: float = 1.0e-3
+    lr: float = 2.0e-3
     weight_decay: float = 1.0e-4
     schedule: str = "cosine"  # or "plateau"
     warmup_epochs: int = 5
