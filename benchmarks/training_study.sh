@@ -74,6 +74,10 @@ R_lean_lr2e-3_${MINUTES}min|--model $S --set train.lr=2e-3 --epochs 1000 --max-m
 R_lean_lr2e-3_${MINUTES}min_seed1|--model $S --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
 T_unet16_lr2e-3_${MINUTES}min|--model $U --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES
 T_unet16_lr2e-3_${MINUTES}min_seed1|--model $U --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+U_lean_96px_${MINUTES}min|--model $S --image-size 96 --epochs 1000 --max-minutes $MINUTES
+U_unet16_96px_${MINUTES}min|--model $U --image-size 96 --epochs 1000 --max-minutes $MINUTES
+U_lean_96px_${MINUTES}min_seed1|--model $S --image-size 96 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+U_unet16_96px_${MINUTES}min_seed1|--model $U --image-size 96 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
 EOF
 }
 

@@ -37,14 +37,15 @@ def test_average_follows_the_formula_for_weights_and_batchnorm_statistics():
 
 def test_a_run_validates_and_saves_the_average_and_resumes_it_exactly(data, tmp_path):
     ema = ["train.ema_decay=0.9"]
+    one = tmp_path / "one"
+    train(tiny_cfg(data, epochs=1, extra=ema), one, quiet=True)  # epoch 1 is the best so far
+    best = load_file(one / "best" / "model.safetensors")
+    last = load_file(one / "last" / "model.safetensors")
+    average = load_file(one / "last" / "state.safetensors")
+    assert all(torch.equal(best[k], average[f"extra.ema.weights.{k}"]) for k in best)  # best/: the average
+    assert not all(torch.equal(best[k], last[k]) for k in best)  # last/: the weights themselves
     straight = tmp_path / "straight"
     train(tiny_cfg(data, epochs=2, extra=ema), straight, quiet=True)
-    best = load_file(straight / "best" / "model.safetensors")
-    last = load_file(straight / "last" / "model.safetensors")
-    average = load_file(straight / "last" / "state.safetensors")
-    key = "encoder.0.conv.weight"
-    assert not torch.equal(best[key], last[key])  # best/ holds the average, last/ the weights themselves
-    assert any(k.startswith("extra.ema.weights.") for k in average)
     resumed = tmp_path / "resumed"
     train(tiny_cfg(data, epochs=1, extra=ema), resumed, quiet=True)
     train(tiny_cfg(data, epochs=2, extra=ema), resumed, resume=True, quiet=True)
@@ -66,3 +67,10 @@ def test_without_an_average_best_holds_the_weights(data, tmp_path):
 def test_a_bad_decay_is_one_line(data, tmp_path, bad):
     with pytest.raises(NexnetError, match="train.ema_decay"):
         train(tiny_cfg(data, epochs=1, extra=[f"train.ema_decay={bad}"]), tmp_path / "run", quiet=True)
+
+
+def test_resuming_with_an_average_the_run_never_had_is_one_line(data, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(data, epochs=1), run, quiet=True)
+    with pytest.raises(NexnetError, match="was trained without train.ema_decay"):
+        train(tiny_cfg(data, epochs=2, extra=["train.ema_decay=0.9"]), run, resume=True, quiet=True)

@@ -194,8 +194,11 @@ def _assemble(cfg: RunConfig, folder: RunFolder, env: D.DistEnv, device: torch.d
         state.update(saved)
         say(f"resuming {folder.path} after epoch {state['epoch']}")
     average = WeightAverage(model, tc.ema_decay) if tc.ema_decay is not None else None
+    saved_average = state.pop("ema", None)
     if average is not None and resume:
-        average.load_state_dict(state.pop("ema"))
+        if saved_average is None:
+            raise NexnetError(f"--resume: {folder.path} was trained without train.ema_decay; resume it as it was")
+        average.load_state_dict(saved_average)
     rows: list[dict] = state.pop("log", [])  # log.csv is rewritten from the state, so a kill loses no row
     eager = DistributedDataParallel(model) if env.world > 1 else model
     net = eager
