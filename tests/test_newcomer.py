@@ -149,6 +149,11 @@ def test_a_warm_up_longer_than_the_run_is_shortened(data, tmp_path, capsys):
     assert main([*train_args(data, tmp_path / "r"), "--epochs", "2", "--set", "train.warmup_epochs=5"]) == 0
     lrs = [float(r.split(",")[5]) for r in (tmp_path / "r" / "log.csv").read_text().splitlines()[1:]]
     assert lrs[0] == pytest.approx(0.003)  # a 0-epoch warm-up: the run's learning rate from the start
+    from nexnet.training.run_config import TrainConfig
+    from nexnet.training.schedule import warmup_for
+
+    short, note = warmup_for(TrainConfig(epochs=2, warmup_epochs=5, lr=0.003))
+    assert short == 0 and note.startswith("note: the 5-epoch warm-up would outlast the 2-epoch run and never reach")
 
 
 # --- from_pretrained gives a model ready for inference --------------------------------------------

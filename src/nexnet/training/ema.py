@@ -23,10 +23,14 @@ class WeightAverage:
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        self.source = model
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay = float(decay)
         self.updates = 0
+        # Paired once: loading and stepping change these tensors in place, never replace them.
+        pairs = list(zip(self._state(self.module), self._state(model)))
+        self._averaged = [a for a, _ in pairs if a.is_floating_point()]
+        self._current = [b for a, b in pairs if a.is_floating_point()]
+        self._copied = [(a, b) for a, b in pairs if not a.is_floating_point()]
 
     def current_decay(self) -> float:
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
@@ -34,15 +38,9 @@ class WeightAverage:
     @torch.no_grad()
     def update(self) -> None:
         """Move the average towards the source model's weights and buffers, once."""
-        weight = 1.0 - self.current_decay()
-        averaged, current = [], []
-        for a, b in zip(self._state(self.module), self._state(self.source)):
-            if a.is_floating_point():
-                averaged.append(a)
-                current.append(b.detach())
-            else:
-                a.copy_(b)
-        torch._foreach_lerp_(averaged, current, weight)
+        torch._foreach_lerp_(self._averaged, self._current, 1.0 - self.current_decay())
+        for a, b in self._copied:
+            a.copy_(b)
         self.updates += 1
 
     @staticmethod

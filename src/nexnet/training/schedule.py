@@ -93,8 +93,8 @@ def warmup_for(tc: TrainConfig) -> tuple[int, str]:
     if tc.warmup_epochs < tc.epochs or tc.warmup_epochs == 0:
         return tc.warmup_epochs, ""
     short = tc.epochs // 4
-    return short, (f"note: the {tc.warmup_epochs}-epoch warm-up would last all {tc.epochs} epochs and never reach "
-                   f"lr {tc.lr:g}; shortened to {short} (set train.warmup_epochs to choose)")  # fmt: skip
+    return short, (f"note: the {tc.warmup_epochs}-epoch warm-up would outlast the {tc.epochs}-epoch run and never "
+                   f"reach lr {tc.lr:g}; shortened to {short} (set train.warmup_epochs to choose)")  # fmt: skip
 
 
 def make_schedule(tc: TrainConfig) -> WarmupPlateau | WarmupCosine:
