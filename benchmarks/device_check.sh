@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The open GPU measurements of issues 12 and 15 in one device call, about 8.5 minutes on one H100:
-#   1. gpu_speed: NExNet Seg in its default (lean) form, in the revised form (the previous default:
-#      the before/after of the lean form) and UNet, side by side in one process (about 1.5 minutes;
+#   1. gpu_speed: NExNet Seg in its default (residual) form, in the revised form (the default of the
+#      last H100 runs: the before/after) and UNet, side by side in one process (about 1.5 minutes;
 #      the torch.compile rows are left out, measured before);
 #   2. gpu_kvasir: nexnet_seg and unet trained side by side on Kvasir-SEG for 5 minutes each, then
 #      evaluated honestly, with the validation-chosen threshold and flip TTA as a second table.

@@ -4,7 +4,7 @@
 # torch.compile(mode="reduce-overhead") (bf16 autocast, 224 px, medians after warm-up). Runs from the
 # repository root without installing; arguments go to benchmarks/gpu_speed.py:
 #   bash benchmarks/gpu_speed.sh [--json FILE]
-#   bash benchmarks/gpu_speed.sh --models nexnet_seg,nexnet_seg:form=revised,unet   # the lean form's before/after
+#   bash benchmarks/gpu_speed.sh --models nexnet_seg,nexnet_seg:form=revised,unet   # today's form against the revised one
 #   bash benchmarks/gpu_speed.sh --device cpu --image-size 64 --batches 2 --steps 2   # a toy run on CPU
 set -uo pipefail
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1

@@ -20,9 +20,9 @@ FIGURE_ARMS = {
     "D_paper_model_no_tpen": "paper form, no T-PEN",
     "F_linear_init_coef_lr10": "paper + linear init",
     "M_revised_default": "revised",
-    "Q_masa_from3": "lean, lr 1e-3",
-    "I_unet16": "UNet-16, lr 1e-3",
-    "Q_masa_from3_lr2e-3": "lean, 2e-3 (default)",
+    "Q_masa_from3_lr2e-3": "lean, 2e-3",
+    "W_undilated": "lean, undilated",
+    "Y_undilated_residual": "residual (default)",
     "I_unet16_lr2e-3": "UNet-16, lr 2e-3",
 }
 

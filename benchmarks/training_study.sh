@@ -26,10 +26,14 @@ arms() {  # name | arguments after `nexnet train --batch-size 16`
 # Arms C to L change one thing at a time from the first candidate, G (the revised form with the new
 # recipe and a 1-epoch warm-up); M, the candidate with the paper's 5-epoch warm-up, scored best on
 # validation and was the default (the revised form). Q and R move MaSA below the top levels
-# (masa_from): Q_masa_from3, the lean form, is the default now; R gives it 8 minutes like T. S adds a
-# moving average of the weights; the *_lr2e-3 arms, Adam at 2e-3, the default learning rate now.
+# (masa_from): Q_masa_from3 is the lean form; R gives it 8 minutes like T. S adds a moving average
+# of the weights; the *_lr2e-3 arms, Adam at 2e-3, the default learning rate now. V changes one
+# thing in the lean form; W is its undilated variant, Y adds the residual DoubleConv (the residual
+# form, the default now); X gives that 8 minutes, Z 128 px.
 RV="nexnet_seg_s --set model.form=revised"   # the arms run before the lean form became the default
-L1="--set train.lr=1e-3"                      # and before the default learning rate became 2e-3
+LN="nexnet_seg_s --set model.form=lean"      # the arms run before the residual form did
+UD="$LN --set model.dilation=1"              # the lean form with an undilated first convolution
+L1="--set train.lr=1e-3"                      # the arms run before the default learning rate became 2e-3
 W1="--set train.warmup_epochs=1"
 cat <<EOF
 A_paper_model_paper_recipe|--model $S --set model.form=paper $PAPER_RECIPE --epochs 24
@@ -55,29 +59,49 @@ T_revised_${MINUTES}min_seed1|--model $RV --epochs 1000 --max-minutes $MINUTES -
 T_unet16_${MINUTES}min_seed1|--model $U --epochs 1000 --max-minutes $MINUTES --set train.seed=1 $L1
 P_revised_default_128px|--model $RV --epochs 24 --image-size 128 $L1
 P_unet16_128px|--model $U --epochs 24 --image-size 128 $L1
-Q_masa_from2|--model $S --set model.masa_from=2 --epochs 24 $L1
-Q_masa_from3|--model $S --set model.masa_from=3 --epochs 24 $L1
-R_masa_from3_${MINUTES}min|--model $S --set model.masa_from=3 --epochs 1000 --max-minutes $MINUTES $L1
-R_masa_from3_${MINUTES}min_seed1|--model $S --set model.masa_from=3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1 $L1
-Q_masa_from3_seed1|--model $S --set model.masa_from=3 --set train.seed=1 --epochs 24 $L1
-Q_masa_from3_lr2e-3|--model $S --set model.masa_from=3 --set train.lr=2e-3 --epochs 24
-R_quarter_widths_${MINUTES}min|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES $L1
-R_quarter_widths_${MINUTES}min_seed1|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES --set train.seed=1 $L1
-S_lean_ema0.99|--model $S --set train.ema_decay=0.99 --epochs 24 $L1
+Q_masa_from2|--model $LN --set model.masa_from=2 --epochs 24 $L1
+Q_masa_from3|--model $LN --set model.masa_from=3 --epochs 24 $L1
+R_masa_from3_${MINUTES}min|--model $LN --set model.masa_from=3 --epochs 1000 --max-minutes $MINUTES $L1
+R_masa_from3_${MINUTES}min_seed1|--model $LN --set model.masa_from=3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1 $L1
+Q_masa_from3_seed1|--model $LN --set model.masa_from=3 --set train.seed=1 --epochs 24 $L1
+Q_masa_from3_lr2e-3|--model $LN --set model.masa_from=3 --set train.lr=2e-3 --epochs 24
+R_quarter_widths_${MINUTES}min|--model $LN --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES $L1
+R_quarter_widths_${MINUTES}min_seed1|--model $LN --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES --set train.seed=1 $L1
+S_lean_ema0.99|--model $LN --set train.ema_decay=0.99 --epochs 24 $L1
 S_unet16_ema0.99|--model $U --set train.ema_decay=0.99 --epochs 24 $L1
-S_lean_ema0.99_seed1|--model $S --set train.ema_decay=0.99 --set train.seed=1 --epochs 24 $L1
+S_lean_ema0.99_seed1|--model $LN --set train.ema_decay=0.99 --set train.seed=1 --epochs 24 $L1
 S_unet16_ema0.99_seed1|--model $U --set train.ema_decay=0.99 --set train.seed=1 --epochs 24 $L1
-Q_masa_from3_lr2e-3_seed1|--model $S --set train.lr=2e-3 --set train.seed=1 --epochs 24
+Q_masa_from3_lr2e-3_seed1|--model $LN --set train.lr=2e-3 --set train.seed=1 --epochs 24
 I_unet16_lr2e-3|--model $U --set train.lr=2e-3 --epochs 24
 I_unet16_lr2e-3_seed1|--model $U --set train.lr=2e-3 --set train.seed=1 --epochs 24
-R_lean_lr2e-3_${MINUTES}min|--model $S --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES
-R_lean_lr2e-3_${MINUTES}min_seed1|--model $S --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+R_lean_lr2e-3_${MINUTES}min|--model $LN --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES
+R_lean_lr2e-3_${MINUTES}min_seed1|--model $LN --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
 T_unet16_lr2e-3_${MINUTES}min|--model $U --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES
 T_unet16_lr2e-3_${MINUTES}min_seed1|--model $U --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
-U_lean_96px_${MINUTES}min|--model $S --image-size 96 --epochs 1000 --max-minutes $MINUTES
+U_lean_96px_${MINUTES}min|--model $LN --image-size 96 --epochs 1000 --max-minutes $MINUTES
 U_unet16_96px_${MINUTES}min|--model $U --image-size 96 --epochs 1000 --max-minutes $MINUTES
-U_lean_96px_${MINUTES}min_seed1|--model $S --image-size 96 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+U_lean_96px_${MINUTES}min_seed1|--model $LN --image-size 96 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
 U_unet16_96px_${MINUTES}min_seed1|--model $U --image-size 96 --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+V_lean_dropout0|--model $LN --set model.dropout=0 --epochs 24
+V_lean_zero_init|--model $LN --set model.masa_zero_init=true --epochs 24
+V_lean_residual|--model $LN --set model.residual=true --epochs 24
+W_undilated|--model $UD --epochs 24
+W_undilated_seed1|--model $UD --set train.seed=1 --epochs 24
+W_undilated_seed2|--model $UD --set train.seed=2 --epochs 24
+Q_masa_from3_lr2e-3_seed2|--model $LN --set train.lr=2e-3 --set train.seed=2 --epochs 24
+I_unet16_lr2e-3_seed2|--model $U --set train.lr=2e-3 --set train.seed=2 --epochs 24
+Y_undilated_residual|--model $UD --set model.residual=true --epochs 24
+Y_undilated_residual_seed1|--model $UD --set model.residual=true --set train.seed=1 --epochs 24
+Y_undilated_residual_seed2|--model $UD --set model.residual=true --set train.seed=2 --epochs 24
+Y_undilated_zero_init|--model $UD --set model.masa_zero_init=true --epochs 24
+X_residual_${MINUTES}min|--model $S --epochs 1000 --max-minutes $MINUTES
+X_residual_${MINUTES}min_seed1|--model $S --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+X_residual_quarter_widths_${MINUTES}min|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES
+X_residual_quarter_widths_${MINUTES}min_seed1|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+X_residual_${MINUTES}min_seed2|--model $S --epochs 1000 --max-minutes $MINUTES --set train.seed=2
+T_unet16_lr2e-3_${MINUTES}min_seed2|--model $U --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES --set train.seed=2
+Z_lean_128px|--model $LN --epochs 24 --image-size 128
+Z_residual_128px|--model $S --epochs 24 --image-size 128
 EOF
 }
 

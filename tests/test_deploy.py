@@ -100,7 +100,7 @@ def test_reproduce_describes_a_finished_cell_by_its_own_config(tmp_path, data, c
             "--models", "nexnet_seg_s", "--out", str(tmp_path / "results"),
             "--set", "train.epochs=1", "--set", "train.batch_size=4", "--device", "cpu"]  # fmt: skip
     assert main([*args, "--set", "model.form=revised"]) == 0  # a cell trained under the earlier default
-    assert main(args) == 0  # today's default is lean; the finished cell is kept and labelled as it ran
+    assert main(args) == 0  # today's default is residual; the finished cell is kept and labelled as it ran
     assert "finished earlier, skipped (NExNet Seg form revised)" in capsys.readouterr().out
     row = (tmp_path / "results" / "table1.csv").read_text().splitlines()[1].split(",")
     revised = nexnet.create_model("nexnet_seg_s", form="revised")
@@ -153,5 +153,5 @@ def test_reproduce_paper_exact_gives_the_papers_recipe_and_form_to_nexnet_only(t
 def test_reproduce_table4_profiles_nexnet_seg_in_its_default_and_the_papers_form(tmp_path):
     assert main(["reproduce", "--table", "4", "--quick", "--models", "nexnet_seg_s", "--out", str(tmp_path)]) == 0
     rows = {r["model"]: r for r in json.loads((tmp_path / "table4.json").read_text())}
-    lean, paper = rows["nexnet_seg_s"], rows["nexnet_seg_s (paper form)"]
-    assert paper["gmacs"] > lean["gmacs"] and paper["params"] > lean["params"]
+    default, paper = rows["nexnet_seg_s"], rows["nexnet_seg_s (paper form)"]
+    assert paper["gmacs"] > default["gmacs"] and paper["params"] > default["params"]

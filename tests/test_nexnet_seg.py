@@ -6,11 +6,11 @@ import torch
 import nexnet
 from nexnet.errors import NexnetError
 from nexnet.models import TPEN, NExNetSeg
-from nexnet.models.blocks import LevelOptions, NExBlock
+from nexnet.models.blocks import ConvMaSA, LevelOptions, NExBlock
 from nexnet.models.masa import ManhattanSelfAttention as MaSA
 
 
-@pytest.mark.parametrize("form", ["lean", "revised", "paper"])
+@pytest.mark.parametrize("form", ["residual", "lean", "revised", "paper"])
 def test_gradients_reach_every_parameter_of_nexnet_seg(form):
     torch.manual_seed(0)
     model = nexnet.create_model("nexnet_seg", form=form)
@@ -99,16 +99,32 @@ def attending_levels(model) -> list[int]:
     return [i + 1 for i, block in enumerate(model.encoder) if isinstance(block.conv_masa.attention, MaSA)]
 
 
-def test_forms_set_tpen_init_encoder_chain_and_masa_levels_and_explicit_keywords_win():
-    lean = nexnet.create_model("nexnet_seg_s")
-    assert (lean.config["form"], lean.config["tpen_init"], lean.config["encoder_chain"]) == (
-        "lean", "linear", "conv_masa")  # fmt: skip
-    assert attending_levels(lean) == [3, 4, 5, 6]
+def dilations(model) -> list[int]:
+    return [block.conv.dilation[0] for block in model.encoder]
+
+
+def residual_levels(model) -> list[int]:
+    return [i + 1 for i, block in enumerate(model.encoder) if block.conv_masa.residual]
+
+
+def test_forms_set_tpen_init_encoder_chain_masa_levels_dilation_residual_and_explicit_keywords_win():
+    default = nexnet.create_model("nexnet_seg_s")
+    assert (default.config["form"], default.config["tpen_init"], default.config["encoder_chain"]) == (
+        "residual", "linear", "conv_masa")  # fmt: skip
+    assert attending_levels(default) == [3, 4, 5, 6] and dilations(default) == [1] * 6
+    assert residual_levels(default) == [1, 2, 3, 4, 5, 6] and not default.config["masa_zero_init"]
+    lean = nexnet.create_model("nexnet_seg_s", form="lean")
+    assert attending_levels(lean) == [3, 4, 5, 6] and dilations(lean) == [2] * 6 and residual_levels(lean) == []
+    same = nexnet.create_model("nexnet_seg_s", form="lean", dilation=1, residual=True)
+    assert {k: v for k, v in same.config.items() if k != "form"} == {
+        k: v for k, v in default.config.items() if k != "form"}  # fmt: skip
+    assert nexnet.create_model("nexnet_seg_s", form="lean", dilation=1).config["form"] == "custom"
     revised = nexnet.create_model("nexnet_seg_s", form="revised")
     assert revised.config["tpen_init"] == "linear" and attending_levels(revised) == [1, 2, 3, 4, 5, 6]
     paper = nexnet.create_model("nexnet_seg_s", form="paper")
     assert (paper.config["tpen_init"], paper.config["encoder_chain"]) == ("log1p", "nex")
-    assert attending_levels(paper) == [1, 2, 3, 4, 5, 6]
+    assert attending_levels(paper) == [1, 2, 3, 4, 5, 6] and dilations(paper) == [2] * 6
+    assert residual_levels(paper) == residual_levels(revised) == []
     assert nexnet.create_model("nexnet_seg_s", form="revised", masa_from=3).config["form"] == "custom"
     assert attending_levels(nexnet.create_model("nexnet_seg_s", masa=False)) == []
     mixed = nexnet.create_model("nexnet_seg_s", form="paper", encoder_chain="conv_masa")
@@ -120,11 +136,17 @@ def test_forms_set_tpen_init_encoder_chain_and_masa_levels_and_explicit_keywords
     assert nexnet.create_model("nexnet_seg_s", form="paper", tpen_init="log1p").config["form"] == "paper"
     with pytest.raises(NexnetError, match="form 'custom' needs encoder_chain$"):
         nexnet.create_model("nexnet_seg_s", form="custom", tpen_init="linear")
-    with pytest.raises(NexnetError, match="form must be one of paper, revised, lean or custom, got 'v3'"):
+    with pytest.raises(NexnetError, match="form must be one of paper, revised, lean, residual or custom, got 'v3'"):
         nexnet.create_model("nexnet_seg_s", form="v3")
     for bad in (0, 7, 2.5, True):
         with pytest.raises(NexnetError, match=f"masa_from must be a level from 1 to 6, got {bad!r}"):
             nexnet.create_model("nexnet_seg_s", masa_from=bad)
+    for bad in (0, 1.5, True):
+        with pytest.raises(NexnetError, match=f"dilation must be a whole number of at least 1, got {bad!r}"):
+            nexnet.create_model("nexnet_seg_s", dilation=bad)
+    for key in ("residual", "masa_zero_init"):
+        with pytest.raises(NexnetError, match=f"{key} must be true or false, got 'yes'"):
+            nexnet.create_model("nexnet_seg_s", **{key: "yes"})
     with pytest.raises(NexnetError, match="encoder_chain must be one of nex, conv_masa"):
         nexnet.create_model("nexnet_seg_s", encoder_chain="skip")
 
@@ -182,3 +204,56 @@ def test_custom_checkpoint_saved_before_masa_from_keeps_attention_at_every_level
     assert loaded.config["form"] == "custom" and attending_levels(loaded) == [1, 2, 3, 4, 5, 6]
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(loaded(x), model.eval()(x))
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_nex_convolution_taps_pixels_dilation_apart_and_keeps_the_size(dilation):
+    block = NExBlock(1, 1, LevelOptions(masa=False, dilation=dilation))
+    with torch.no_grad():
+        block.conv.weight.zero_()
+        block.conv.weight[0, 0, 1, 2] = 1.0  # the right-hand tap: x[i, j + dilation]
+        block.conv.bias.zero_()
+    x = torch.arange(49.0).reshape(1, 1, 7, 7)
+    out = block.conv(x)
+    assert out.shape == x.shape
+    shifted = torch.zeros_like(x)
+    shifted[..., : 7 - dilation] = x[..., dilation:]  # zero padding beyond the edge
+    torch.testing.assert_close(out, shifted)
+
+
+def test_lean_checkpoint_saved_before_dilation_and_residual_existed_loads_as_it_was(tmp_path):
+    for form, extra in (("lean", {}), ("custom", {"tpen_init": "linear", "encoder_chain": "conv_masa"})):
+        model = nexnet.create_model("nexnet_seg_s", form=form, widths=[4, 4, 8, 8, 8, 8], **extra)
+        model.save_pretrained(tmp_path / form)
+        config_file = tmp_path / form / "config.json"
+        saved = json.loads(config_file.read_text())
+        for key in ("dilation", "residual", "masa_zero_init"):  # as written before the residual form
+            del saved["config"][key]
+        config_file.write_text(json.dumps(saved))
+        loaded = nexnet.from_pretrained(tmp_path / form)
+        assert loaded.config["form"] == form and dilations(loaded) == [2] * 6 and residual_levels(loaded) == []
+        x = torch.rand(1, 3, 32, 32)
+        torch.testing.assert_close(loaded(x), model.eval()(x))
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_conv_masa_adds_its_input_to_the_double_conv_when_residual(residual):
+    torch.manual_seed(0)
+    block = ConvMaSA(4, 4, masa=True, head_dim=4, residual=residual).eval()
+    x = torch.randn(2, 4, 6, 6)
+    h = block.conv(x)
+    expected = block.attention(x + h if residual else h)
+    torch.testing.assert_close(block(x), expected)
+    with pytest.raises(ValueError, match="a residual ConvMaSA needs as many channels in as out, got 3, 4"):
+        ConvMaSA(3, 4, residual=True)
+
+
+def test_masa_zero_init_starts_as_the_identity_and_learns_away_from_it():
+    torch.manual_seed(0)
+    attention = MaSA(8, head_dim=4, zero_init=True)
+    x = torch.randn(2, 8, 5, 5, requires_grad=True)
+    y = attention(x)
+    torch.testing.assert_close(y, x)
+    (y * torch.randn_like(y)).sum().backward()
+    assert attention.proj.weight.grad.abs().sum() > 0  # the projection learns first, then the rest
+    assert not torch.equal(MaSA(8, head_dim=4)(x), x)

@@ -170,7 +170,7 @@ def test_a_resumed_run_keeps_its_recorded_model_whoever_resumes_it(data, tmp_pat
     run = tmp_path / "run"
     train(tiny_cfg(data, epochs=1), run, quiet=True)
     train(tiny_cfg(data, epochs=2, extra=["model.form=paper"]), run, resume=True, quiet=True)
-    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["form"] == "lean"
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["form"] == "residual"
     with pytest.raises(NexnetError, match="holds a run of 'nexnet_seg_s', not 'unet'"):
         train(resolve(None, ["model.base_width=4"], model__name="unet", data__dataset="folder",
                       data__data_root=str(data), data__split="seeded", data__image_size=32, train__epochs=3,

@@ -27,7 +27,9 @@ class DoubleConv(nn.Sequential):
 
 
 class ConvMaSA(nn.Module):
-    """``MaSA(DoubleConv(x))``; with ``masa=False`` the attention is the identity.
+    """``MaSA(DoubleConv(x))``, or ``MaSA(x + DoubleConv(x))`` with ``residual=True`` (then
+    ``C_in == C_out``); with ``masa=False`` the attention is the identity. ``zero_init`` starts
+    the attention as the identity (:class:`ManhattanSelfAttention`).
 
     Shapes: ``(B, C_in, H, W) -> (B, C_out, H, W)``.
     """
@@ -40,17 +42,23 @@ class ConvMaSA(nn.Module):
         gamma: float | str = 0.8,
         head_dim: int = 32,
         masa_mode: str = "decomposed",
+        residual: bool = False,
+        zero_init: bool = False,
     ) -> None:
         super().__init__()
+        if residual and in_channels != out_channels:
+            raise ValueError(f"a residual ConvMaSA needs as many channels in as out, got {in_channels}, {out_channels}")
+        self.residual = residual
         self.conv = DoubleConv(in_channels, out_channels)
         self.attention: nn.Module = (
-            ManhattanSelfAttention(out_channels, head_dim=head_dim, gamma=gamma, mode=masa_mode)
+            ManhattanSelfAttention(out_channels, head_dim=head_dim, gamma=gamma, mode=masa_mode, zero_init=zero_init)
             if masa
             else nn.Identity()
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attention(self.conv(x))
+        h = self.conv(x)
+        return self.attention(x + h if self.residual else h)
 
 
 ENCODER_CHAINS = ("nex", "conv_masa")
@@ -70,15 +78,20 @@ class LevelOptions:
     tpen_clip: float | None = None
     tpen_init: str = "log1p"
     chain: str = "nex"
+    dilation: int = 2
+    residual: bool = False
+    masa_zero_init: bool = False
 
 
 class NExBlock(nn.Module):
     """One encoder level of NExNet Seg.
 
-    ``x_out = TPEN(ReLU(Conv3x3_dilation2(BN(x))))`` and ``skip = ConvMaSA(x_out)``; ``skip`` goes to
+    ``x_out = TPEN(ReLU(Conv3x3_dilated(BN(x))))`` and ``skip = ConvMaSA(x_out)``; ``skip`` goes to
     the decoder. ``options.chain`` says which of the two goes on to the next level: ``"nex"`` (the
     paper: ``x_out``, so the main path has one convolution per level) or ``"conv_masa"`` (``skip``:
     the main path also runs the DoubleConv and the attention, three convolutions per level).
+    ``options.dilation`` is the first convolution's dilation (the paper's 2, or 1);
+    ``options.residual`` adds ``x_out`` to the DoubleConv's output before the attention.
 
     Shapes: ``(B, C_in, H, W) -> ((B, C_out, H, W) onward, (B, C_out, H, W) skip)``.
     """
@@ -90,7 +103,10 @@ class NExBlock(nn.Module):
             raise ValueError(f"encoder_chain must be one of {', '.join(ENCODER_CHAINS)}, got {o.chain!r}")
         self.chain = o.chain
         self.norm = nn.BatchNorm2d(in_channels)
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=2, dilation=2)
+        d = o.dilation
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            raise ValueError(f"dilation must be a whole number of at least 1, got {d!r}")
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=d, dilation=d)
         self.act = nn.ReLU(inplace=True)
         # The "no T-PEN" ablation is the plain neuron: order 1, coefficient frozen at 1.
         self.tpen = (
@@ -98,7 +114,8 @@ class NExBlock(nn.Module):
             if o.tpen
             else TPEN(out_channels, 1, False)
         )
-        self.conv_masa = ConvMaSA(out_channels, out_channels, o.masa, o.gamma, o.head_dim, o.masa_mode)
+        self.conv_masa = ConvMaSA(out_channels, out_channels, o.masa, o.gamma, o.head_dim, o.masa_mode, o.residual,
+                                  o.masa_zero_init)  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.tpen(self.act(self.conv(self.norm(x))))

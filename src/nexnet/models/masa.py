@@ -70,6 +70,8 @@ class ManhattanSelfAttention(nn.Module):
         gamma: decay shared by all heads (a float) or ``"rmt"`` for RMT's per-head schedule.
         mode: ``"decomposed"`` (default) or ``"full"``.
         lce_kernel: kernel size of the local context enhancement.
+        zero_init: start the output projection at zero, so the block starts as the identity and
+            the attention is added in as it learns (as LayerScale or ReZero do).
 
     Shapes: input ``(B, C, H, W)``, output ``(B, C, H, W)``.
     """
@@ -81,6 +83,7 @@ class ManhattanSelfAttention(nn.Module):
         gamma: float | str = 0.8,
         mode: str = "decomposed",
         lce_kernel: int = 5,
+        zero_init: bool = False,
     ) -> None:
         super().__init__()
         if mode not in MASA_MODES:
@@ -95,6 +98,9 @@ class ManhattanSelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.lce = DepthwiseConv2d(dim, lce_kernel)
         self.proj = nn.Linear(dim, dim)
+        if zero_init:
+            nn.init.zeros_(self.proj.weight)
+            nn.init.zeros_(self.proj.bias)
         # Derived from the config, kept in float64 off the module so dtype moves cannot round it.
         self.log_gamma = torch.log(head_gammas(heads, gamma))
         self._masks: dict[tuple, torch.Tensor] = {}

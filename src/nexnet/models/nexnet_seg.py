@@ -20,23 +20,29 @@ PAPER_WIDTHS = (32, 64, 128, 256, 256, 512)
 
 # A form fixes the settings that make NExNet Seg learn (docs/training.md): "paper" is the published
 # network; "revised" starts T-PEN at the plain neuron and chains the encoder through the Conv-MaSA
-# branch; "lean", the default, is "revised" with MaSA only from level 3 (1/4 resolution, where RMT's
-# first stage attends) down: as good on validation, and the two costliest attention layers gone.
-# A published form never changes; keyword arguments given explicitly override its values.
+# branch; "lean" is "revised" with MaSA only from level 3 (1/4 resolution, where RMT's first stage
+# attends) down; "residual", the default, is "lean" with an undilated first convolution per level
+# and a residual DoubleConv on each skip: it learns faster than UNet per step. A published form never
+# changes; keyword arguments given explicitly override its values.
+
+# What a form or a custom config saved before a setting existed had: every level attends, dilation 2.
+BEFORE_SETTING = {"masa_from": 1, "dilation": 2, "residual": False, "masa_zero_init": False}
+_PLAIN = {"residual": False, "masa_zero_init": False}
 FORMS: dict[str, dict[str, Any]] = {
-    "paper": {"tpen_init": "log1p", "encoder_chain": "nex", "masa_from": 1},
-    "revised": {"tpen_init": "linear", "encoder_chain": "conv_masa", "masa_from": 1},
-    "lean": {"tpen_init": "linear", "encoder_chain": "conv_masa", "masa_from": 3},
+    "paper": {"tpen_init": "log1p", "encoder_chain": "nex", "masa_from": 1, "dilation": 2, **_PLAIN},
+    "revised": {"tpen_init": "linear", "encoder_chain": "conv_masa", "masa_from": 1, "dilation": 2, **_PLAIN},
+    "lean": {"tpen_init": "linear", "encoder_chain": "conv_masa", "masa_from": 3, "dilation": 2, **_PLAIN},
 }
-DEFAULT_FORM = "lean"
+FORMS["residual"] = {**FORMS["lean"], "dilation": 1, "residual": True}
+DEFAULT_FORM = "residual"
 
 
 def resolve_form(form: str, **given: Any) -> dict[str, Any]:
     """``FORMS[form]`` updated by the ``given`` values that are not None; ``"custom"`` needs them all
-    but ``masa_from``, which is 1 (MaSA at every level, as before it existed) unless given."""
+    but those in :data:`BEFORE_SETTING`, which take the values they had before they existed."""
     given = {k: v for k, v in given.items() if v is not None}
     if form == "custom":
-        given = {"masa_from": 1, **given}
+        given = {**BEFORE_SETTING, **given}
         missing = [k for k in FORMS[DEFAULT_FORM] if k not in given]
         if missing:
             raise ValueError(f"NExNet Seg form 'custom' needs {', '.join(missing)}")
@@ -55,16 +61,18 @@ def form_name(form: str, chosen: dict[str, Any]) -> str:
 class NExNetSeg(SegmentationModel):
     """Six NEx encoder levels, five 2x2 max-pools and a bilinear U-Net decoder.
 
-    Encoder level ``i``: ``x_i = TPEN(ReLU(Conv3x3_d2(BN(in))))``, skip ``s_i = MaSA(DoubleConv(x_i))``
-    (MaSA the identity above level ``masa_from``); ``x_i`` (form "paper") or ``s_i`` (the other
+    Encoder level ``i``: ``x_i = TPEN(ReLU(Conv3x3_dilation(BN(in))))``, skip ``s_i = MaSA(DoubleConv(x_i))``
+    or, with ``residual``, ``MaSA(x_i + DoubleConv(x_i))`` (MaSA the identity above level
+    ``masa_from``); ``x_i`` (form "paper") or ``s_i`` (the other
     forms) is max-pooled into level ``i + 1``. The bottleneck is ``s_6`` at 1/32 resolution,
     concatenated with an SSL embedding of ``ssl_channels`` channels when ``ssl_channels > 0``.
     Decoder ``d_j = DoubleConv(cat(up2(d_{j+1}), s_j))``, then Dropout2d and a 1x1 head.
 
     Args:
-        form: ``"lean"`` (default), ``"revised"`` or ``"paper"``: the values of ``tpen_init``,
-            ``encoder_chain`` and ``masa_from`` when they are not given (see :data:`FORMS`). A
-            network that matches none records ``"custom"``.
+        form: ``"residual"`` (default), ``"lean"``, ``"revised"`` or ``"paper"``: the values of
+            ``tpen_init``, ``encoder_chain``, ``masa_from``, ``dilation``, ``residual`` and
+            ``masa_zero_init`` when they are not given (see :data:`FORMS`). A network that matches
+            none records ``"custom"``.
         widths: channels of the six encoder levels.
         in_channels: image channels.
         num_classes: output channels (1 for binary segmentation: logits).
@@ -76,6 +84,9 @@ class NExNetSeg(SegmentationModel):
             output) or ``"conv_masa"`` (the skip branch's output); see :class:`NExBlock`.
         masa: Manhattan self-attention on each skip (``False``: identity).
         masa_from: the first encoder level (1 to 6) with MaSA; the levels above it have none.
+        dilation: dilation of each level's first 3x3 convolution (the paper's 2, or 1).
+        residual: the skip is ``MaSA(x_i + DoubleConv(x_i))`` instead of ``MaSA(DoubleConv(x_i))``.
+        masa_zero_init: each MaSA block starts as the identity (its output projection at zero).
         gamma: MaSA decay, a float in (0, 1) or ``"rmt"``.
         head_dim: MaSA channels per head.
         masa_mode: ``"decomposed"`` or ``"full"``.
@@ -109,15 +120,22 @@ class NExNetSeg(SegmentationModel):
         tpen_init: str | None = None,
         encoder_chain: str | None = None,
         masa_from: int | None = None,
+        dilation: int | None = None,
+        residual: bool | None = None,
+        masa_zero_init: bool | None = None,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
         if len(widths) != 6:
             raise ValueError(f"NExNetSeg needs 6 widths, got {len(widths)}: {widths}")
-        chosen = resolve_form(form, tpen_init=tpen_init, encoder_chain=encoder_chain, masa_from=masa_from)
+        chosen = resolve_form(form, tpen_init=tpen_init, encoder_chain=encoder_chain, masa_from=masa_from,
+                              dilation=dilation, residual=residual, masa_zero_init=masa_zero_init)  # fmt: skip
         first = chosen["masa_from"]
         if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= len(widths):
             raise ValueError(f"masa_from must be a level from 1 to {len(widths)}, got {first!r}")
+        for key in ("residual", "masa_zero_init"):
+            if not isinstance(chosen[key], bool):
+                raise ValueError(f"{key} must be true or false, got {chosen[key]!r}")
         self.config = dict(
             widths=widths, in_channels=in_channels, num_classes=num_classes, tpen=tpen,
             order=order, masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode,
@@ -137,7 +155,8 @@ class NExNetSeg(SegmentationModel):
         self.ssl_channels = ssl_channels
         self.size_multiple = 2 ** (len(widths) - 1)
         level = LevelOptions(tpen, order, masa, gamma, head_dim, masa_mode, tpen_clip, chosen["tpen_init"],
-                             chosen["encoder_chain"])  # fmt: skip
+                             chosen["encoder_chain"], chosen["dilation"], chosen["residual"],
+                             chosen["masa_zero_init"])  # fmt: skip
         ins = [in_channels, *widths[:-1]]
         self.encoder = nn.ModuleList(
             NExBlock(c_in, c_out, replace(level, masa=masa and i + 1 >= first))
@@ -185,7 +204,8 @@ class NExNetSeg(SegmentationModel):
 
 def _before_forms(config: dict) -> dict:
     """Checkpoints saved before forms existed hold the paper's network. (Those saved before
-    ``masa_from`` existed need nothing: their forms, custom included, attend at every level.)"""
+    ``masa_from`` or ``dilation`` existed need nothing: their forms, custom included, attend at every
+    level and dilate by 2.)"""
     return config if "form" in config else {**config, "form": "paper"}
 
 
