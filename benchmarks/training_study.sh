@@ -3,9 +3,9 @@
 # what fixes it. Every arm trains on Kvasir-SEG (pranet: 810 train / 90 val) at 64 px, batch 16,
 # for 24 epochs (1200 optimizer steps), one torch thread each, two arms at a time; arms are
 # compared on training loss and VALIDATION mDice only (the test split is never read here).
-# Then the new default and UNet-16 get the same wall time (--max-minutes), at two seeds, and the
-# same steps at 128 px.
-#   bash benchmarks/training_study.sh [KVASIR_DIR] [OUT_DIR]      (about 2 hours on 2 cores)
+# Then the defaults of each stage and UNet-16 get the same wall time (--max-minutes), at two or
+# three seeds, and the same steps at 128 px.
+#   bash benchmarks/training_study.sh [KVASIR_DIR] [OUT_DIR]      (about 4 hours on 2 cores)
 #   python benchmarks/study_table.py OUT_DIR                      (table and curves.png)
 # Finished arms are skipped, so a killed study continues where it stopped. ONLY='Q_.*|R_.*' runs
 # the arms whose names match that regular expression.
@@ -33,6 +33,7 @@ arms() {  # name | arguments after `nexnet train --batch-size 16`
 RV="nexnet_seg_s --set model.form=revised"   # the arms run before the lean form became the default
 LN="nexnet_seg_s --set model.form=lean"      # the arms run before the residual form did
 UD="$LN --set model.dilation=1"              # the lean form with an undilated first convolution
+RS="nexnet_seg_s --set model.form=residual"  # the default since the Y arms
 L1="--set train.lr=1e-3"                      # the arms run before the default learning rate became 2e-3
 W1="--set train.warmup_epochs=1"
 cat <<EOF
@@ -94,14 +95,14 @@ Y_undilated_residual|--model $UD --set model.residual=true --epochs 24
 Y_undilated_residual_seed1|--model $UD --set model.residual=true --set train.seed=1 --epochs 24
 Y_undilated_residual_seed2|--model $UD --set model.residual=true --set train.seed=2 --epochs 24
 Y_undilated_zero_init|--model $UD --set model.masa_zero_init=true --epochs 24
-X_residual_${MINUTES}min|--model $S --epochs 1000 --max-minutes $MINUTES
-X_residual_${MINUTES}min_seed1|--model $S --epochs 1000 --max-minutes $MINUTES --set train.seed=1
-X_residual_quarter_widths_${MINUTES}min|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES
-X_residual_quarter_widths_${MINUTES}min_seed1|--model $S --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES --set train.seed=1
-X_residual_${MINUTES}min_seed2|--model $S --epochs 1000 --max-minutes $MINUTES --set train.seed=2
+X_residual_${MINUTES}min|--model $RS --epochs 1000 --max-minutes $MINUTES
+X_residual_${MINUTES}min_seed1|--model $RS --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+X_residual_quarter_widths_${MINUTES}min|--model $RS --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES
+X_residual_quarter_widths_${MINUTES}min_seed1|--model $RS --set model.widths=[8,16,32,64,64,128] --epochs 1000 --max-minutes $MINUTES --set train.seed=1
+X_residual_${MINUTES}min_seed2|--model $RS --epochs 1000 --max-minutes $MINUTES --set train.seed=2
 T_unet16_lr2e-3_${MINUTES}min_seed2|--model $U --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES --set train.seed=2
 Z_lean_128px|--model $LN --epochs 24 --image-size 128
-Z_residual_128px|--model $S --epochs 24 --image-size 128
+Z_residual_128px|--model $RS --epochs 24 --image-size 128
 EOF
 }
 

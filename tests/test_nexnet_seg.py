@@ -248,12 +248,38 @@ def test_conv_masa_adds_its_input_to_the_double_conv_when_residual(residual):
         ConvMaSA(3, 4, residual=True)
 
 
+def test_residual_skip_keeps_the_convolutions_dtype_under_autocast():
+    torch.manual_seed(0)
+    model = nexnet.create_model("nexnet_seg_s", widths=[4, 4, 8, 8, 8, 8], masa=False)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        skip = model.encoder[0](x)[1]  # T-PEN hands over float32; the DoubleConv gives bfloat16
+    assert skip.dtype == torch.bfloat16
+
+
+def attending(model) -> list[MaSA]:
+    return [b.conv_masa.attention for b in model.encoder if isinstance(b.conv_masa.attention, MaSA)]
+
+
+def test_masa_zero_init_reaches_every_attending_level():
+    model = nexnet.create_model("nexnet_seg_s", masa_zero_init=True)
+    attentions = attending(model)
+    assert len(attentions) == 4 and all(not a.proj.weight.any() and not a.proj.bias.any() for a in attentions)
+    assert all(a.proj.weight.any() for a in attending(nexnet.create_model("nexnet_seg_s")))
+
+
 def test_masa_zero_init_starts_as_the_identity_and_learns_away_from_it():
     torch.manual_seed(0)
     attention = MaSA(8, head_dim=4, zero_init=True)
     x = torch.randn(2, 8, 5, 5, requires_grad=True)
     y = attention(x)
     torch.testing.assert_close(y, x)
-    (y * torch.randn_like(y)).sum().backward()
-    assert attention.proj.weight.grad.abs().sum() > 0  # the projection learns first, then the rest
+    target = torch.randn_like(y)
+    optimizer = torch.optim.SGD(attention.parameters(), lr=0.1)
+    for _ in range(2):  # the first step moves the projection, the second the layers before it
+        optimizer.zero_grad()
+        ((attention(x) - target) ** 2).mean().backward()
+        optimizer.step()
+    assert attention.qkv.weight.grad.abs().sum() > 0
+    assert not torch.allclose(attention(x), x)
     assert not torch.equal(MaSA(8, head_dim=4)(x), x)

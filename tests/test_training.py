@@ -166,6 +166,20 @@ def test_a_revised_run_from_before_masa_from_resumes_with_attention_at_every_lev
     assert len(log_rows(run)) == 2
 
 
+def test_a_lean_run_from_before_the_residual_form_resumes_as_the_lean_network(data, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(data, epochs=1, extra=["model.form=lean"]), run, quiet=True)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    for key in ("dilation", "residual", "masa_zero_init"):  # as a run from before the residual form recorded it
+        del saved["model"][key]
+    saved["train"]["epochs"] = 2
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 0
+    resumed = yaml.safe_load((run / "config.yaml").read_text())["model"]
+    assert (resumed["form"], resumed["dilation"], resumed["residual"]) == ("lean", 2, False)
+    assert len(log_rows(run)) == 2
+
+
 def test_a_resumed_run_keeps_its_recorded_model_whoever_resumes_it(data, tmp_path):
     run = tmp_path / "run"
     train(tiny_cfg(data, epochs=1), run, quiet=True)

@@ -58,7 +58,8 @@ class ConvMaSA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv(x)
-        return self.attention(x + h if self.residual else h)
+        # T-PEN hands over float32; under autocast the sum keeps the convolution's dtype, as without it.
+        return self.attention(x.to(h.dtype) + h if self.residual else h)
 
 
 ENCODER_CHAINS = ("nex", "conv_masa")
