@@ -25,14 +25,12 @@ PAPER_WIDTHS = (32, 64, 128, 256, 256, 512)
 # and a residual DoubleConv on each skip: it learns faster than UNet per step. A published form never
 # changes; keyword arguments given explicitly override its values.
 
-# What a form or a custom config saved before a setting existed had: every level attends, dilation 2.
+# What a form or a custom config saved before a setting existed had: the paper's values.
 BEFORE_SETTING = {"masa_from": 1, "dilation": 2, "residual": False, "masa_zero_init": False}
-_PLAIN = {"residual": False, "masa_zero_init": False}
-FORMS: dict[str, dict[str, Any]] = {
-    "paper": {"tpen_init": "log1p", "encoder_chain": "nex", "masa_from": 1, "dilation": 2, **_PLAIN},
-    "revised": {"tpen_init": "linear", "encoder_chain": "conv_masa", "masa_from": 1, "dilation": 2, **_PLAIN},
-    "lean": {"tpen_init": "linear", "encoder_chain": "conv_masa", "masa_from": 3, "dilation": 2, **_PLAIN},
-}
+# Each form is the one before it with the changes docs/training.md measured.
+FORMS: dict[str, dict[str, Any]] = {"paper": {"tpen_init": "log1p", "encoder_chain": "nex", **BEFORE_SETTING}}
+FORMS["revised"] = {**FORMS["paper"], "tpen_init": "linear", "encoder_chain": "conv_masa"}
+FORMS["lean"] = {**FORMS["revised"], "masa_from": 3}
 FORMS["residual"] = {**FORMS["lean"], "dilation": 1, "residual": True}
 DEFAULT_FORM = "residual"
 
@@ -154,9 +152,11 @@ class NExNetSeg(SegmentationModel):
         self.in_channels = in_channels
         self.ssl_channels = ssl_channels
         self.size_multiple = 2 ** (len(widths) - 1)
-        level = LevelOptions(tpen, order, masa, gamma, head_dim, masa_mode, tpen_clip, chosen["tpen_init"],
-                             chosen["encoder_chain"], chosen["dilation"], chosen["residual"],
-                             chosen["masa_zero_init"])  # fmt: skip
+        level = LevelOptions(
+            tpen=tpen, order=order, masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode,
+            tpen_clip=tpen_clip, tpen_init=chosen["tpen_init"], chain=chosen["encoder_chain"],
+            dilation=chosen["dilation"], residual=chosen["residual"], masa_zero_init=chosen["masa_zero_init"],
+        )  # fmt: skip
         ins = [in_channels, *widths[:-1]]
         self.encoder = nn.ModuleList(
             NExBlock(c_in, c_out, replace(level, masa=masa and i + 1 >= first))
@@ -204,8 +204,8 @@ class NExNetSeg(SegmentationModel):
 
 def _before_forms(config: dict) -> dict:
     """Checkpoints saved before forms existed hold the paper's network. (Those saved before
-    ``masa_from`` or ``dilation`` existed need nothing: their forms, custom included, attend at every
-    level and dilate by 2.)"""
+    a key of :data:`BEFORE_SETTING` existed need nothing: their forms, custom included, resolve it to
+    the value they were built with.)"""
     return config if "form" in config else {**config, "form": "paper"}
 
 
