@@ -29,7 +29,9 @@ arms() {  # name | arguments after `nexnet train --batch-size 16`
 # (masa_from): Q_masa_from3 is the lean form; R gives it 8 minutes like T. S adds a moving average
 # of the weights; the *_lr2e-3 arms, Adam at 2e-3, the default learning rate now. V changes one
 # thing in the lean form; W is its undilated variant, Y adds the residual DoubleConv (the residual
-# form, the default now); X gives that 8 minutes, Z 128 px.
+# form, the default now); X gives that 8 minutes, Z 128 px. DP adds the decoder projection
+# (measured, not kept); FA re-runs the residual form and UNet-16 for 8 minutes with the fused Adam step;
+# WD narrows the residual form to widths 12-24-48-96-96-192 (UNet-16's size), MF moves MaSA to level 4.
 RV="nexnet_seg_s --set model.form=revised"   # the arms run before the lean form became the default
 LN="nexnet_seg_s --set model.form=lean"      # the arms run before the residual form did
 UD="$LN --set model.dilation=1"              # the lean form with an undilated first convolution
@@ -103,6 +105,20 @@ X_residual_${MINUTES}min_seed2|--model $RS --epochs 1000 --max-minutes $MINUTES 
 T_unet16_lr2e-3_${MINUTES}min_seed2|--model $U --set train.lr=2e-3 --epochs 1000 --max-minutes $MINUTES --set train.seed=2
 Z_lean_128px|--model $LN --epochs 24 --image-size 128
 Z_residual_128px|--model $RS --epochs 24 --image-size 128
+DP_proj_${MINUTES}min|--model $RS --set model.decoder_projection=true --epochs 1000 --max-minutes $MINUTES
+DP_proj_lr4e-3_${MINUTES}min|--model $RS --set model.decoder_projection=true --set train.lr=4e-3 --epochs 1000 --max-minutes $MINUTES
+DP_proj_${MINUTES}min_seed1|--model $RS --set model.decoder_projection=true --set train.seed=1 --epochs 1000 --max-minutes $MINUTES
+DP_proj_${MINUTES}min_seed2|--model $RS --set model.decoder_projection=true --set train.seed=2 --epochs 1000 --max-minutes $MINUTES
+FA_residual_${MINUTES}min|--model $RS --epochs 1000 --max-minutes $MINUTES
+FA_unet16_${MINUTES}min|--model $U --epochs 1000 --max-minutes $MINUTES
+FA_residual_${MINUTES}min_seed1|--model $RS --set train.seed=1 --epochs 1000 --max-minutes $MINUTES
+FA_unet16_${MINUTES}min_seed1|--model $U --set train.seed=1 --epochs 1000 --max-minutes $MINUTES
+FA_residual_${MINUTES}min_seed2|--model $RS --set train.seed=2 --epochs 1000 --max-minutes $MINUTES
+FA_unet16_${MINUTES}min_seed2|--model $U --set train.seed=2 --epochs 1000 --max-minutes $MINUTES
+WD_width12_${MINUTES}min|--model $RS --set model.widths=[12,24,48,96,96,192] --epochs 1000 --max-minutes $MINUTES
+WD_width12_${MINUTES}min_seed1|--model $RS --set model.widths=[12,24,48,96,96,192] --set train.seed=1 --epochs 1000 --max-minutes $MINUTES
+WD_width12_${MINUTES}min_seed2|--model $RS --set model.widths=[12,24,48,96,96,192] --set train.seed=2 --epochs 1000 --max-minutes $MINUTES
+MF_masa_from4_${MINUTES}min|--model $RS --set model.masa_from=4 --epochs 1000 --max-minutes $MINUTES
 EOF
 }
 

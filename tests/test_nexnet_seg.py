@@ -283,3 +283,50 @@ def test_masa_zero_init_starts_as_the_identity_and_learns_away_from_it():
     assert attention.qkv.weight.grad.abs().sum() > 0
     assert not torch.allclose(attention(x), x)
     assert not torch.equal(MaSA(8, head_dim=4)(x), x)
+
+
+def test_decoder_projection_maps_each_coarser_map_to_the_levels_width_before_upsampling():
+    torch.manual_seed(0)
+    widths = [4, 6, 8, 8, 10, 12]
+    model = nexnet.create_model("nexnet_seg_s", widths=widths, decoder_projection=True, masa=False).eval()
+    assert [(p.in_channels, p.out_channels, p.kernel_size) for p in model.projections] == [
+        (12, 10, (1, 1)), (10, 8, (1, 1)), (8, 8, (1, 1)), (8, 6, (1, 1)), (6, 4, (1, 1))]  # fmt: skip
+    assert [block[0].in_channels for block in model.decoder] == [20, 16, 16, 12, 8]
+    assert nexnet.create_model("nexnet_seg_s", form="residual").projections is None
+    # The forward pass, written out: d_j = DoubleConv(cat(up2(P_j d_{j+1}), s_j)).
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        skips, h = [], x
+        for level, block in enumerate(model.encoder):
+            h, skip = block(model.pool(h) if level else h)
+            skips.append(skip)
+        d = skips.pop()
+        for projection, block in zip(model.projections, model.decoder):
+            skip = skips.pop()
+            up = torch.nn.functional.interpolate(projection(d), size=skip.shape[-2:], mode="bilinear")
+            d = block(torch.cat([up, skip], 1))
+        torch.testing.assert_close(model(x), model.head(d))
+
+
+def test_a_one_by_one_projection_commutes_with_bilinear_upsampling():
+    torch.manual_seed(0)
+    projection = torch.nn.Conv2d(6, 3, 1)
+    d = torch.randn(2, 6, 5, 7)
+    up = lambda t: torch.nn.functional.interpolate(t, scale_factor=2, mode="bilinear")  # noqa: E731
+    with torch.no_grad():
+        torch.testing.assert_close(up(projection(d)), projection(up(d)))
+
+
+def test_checkpoint_saved_before_decoder_projection_loads_without_it(tmp_path):
+    model = nexnet.create_model("nexnet_seg_s", widths=[4, 4, 8, 8, 8, 8])
+    model.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["config"]["decoder_projection"]
+    config_file.write_text(json.dumps(saved))
+    loaded = nexnet.from_pretrained(tmp_path)
+    assert loaded.projections is None and loaded.config["form"] == model.config["form"]
+    x = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+    with pytest.raises(NexnetError, match="decoder_projection must be true or false, got 'yes'"):
+        nexnet.create_model("nexnet_seg_s", decoder_projection="yes")

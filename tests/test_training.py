@@ -284,3 +284,28 @@ def test_the_run_config_is_typed_and_refuses_unknown_keys_in_one_line():
     old = RunConfig.from_dict({"model": {"name": "nexnet_seg"}, "train": {"lr": 1e-4}}, saved=True)
     assert (old.train.schedule, old.train.tpen_lr_scale, old.train.tpen_weight_decay) == ("plateau", 1.0, None)
     assert RunConfig.from_dict({"train": {"lr": 1e-4}}).train.schedule == "cosine"  # a new run: today's default
+
+
+def test_optimizer_is_fused_on_cpu_keeps_the_coefficient_group_and_steps_as_plain_adam():
+    from nexnet.training.optim import build_optimizer, can_fuse
+
+    torch.manual_seed(0)
+    model = nexnet.create_model("nexnet_seg_s", widths=[4, 4, 8, 8, 8, 8])
+    tc = resolve().train
+    optimizer, trainable = build_optimizer(model, tc)
+    assert all(group["fused"] for group in optimizer.param_groups)
+    coefficient_group = optimizer.param_groups[1]
+    assert coefficient_group["lr_scale"] == tc.tpen_lr_scale and len(coefficient_group["params"]) == 6
+    assert not can_fuse([torch.zeros(2, dtype=torch.int64)]) and not can_fuse([])
+    plain = torch.optim.Adam([{k: v for k, v in g.items() if k != "fused"} for g in optimizer.param_groups],
+                             foreach=False)  # fmt: skip
+    start = [p.detach().clone() for p in trainable]
+    model(torch.rand(2, 3, 32, 32)).square().mean().backward()
+    optimizer.step()
+    fused_result = [p.detach().clone() for p in trainable]
+    with torch.no_grad():
+        for p, s in zip(trainable, start):
+            p.copy_(s)
+    plain.step()
+    for p, q in zip(trainable, fused_result):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-7)

@@ -26,7 +26,9 @@ PAPER_WIDTHS = (32, 64, 128, 256, 256, 512)
 # changes; keyword arguments given explicitly override its values.
 
 # What a form or a custom config saved before a setting existed had: the paper's values.
-BEFORE_SETTING = {"masa_from": 1, "dilation": 2, "residual": False, "masa_zero_init": False}
+BEFORE_SETTING = {
+    "masa_from": 1, "dilation": 2, "residual": False, "masa_zero_init": False, "decoder_projection": False,
+}  # fmt: skip
 # Each form is the one before it with the changes docs/training.md measured.
 FORMS: dict[str, dict[str, Any]] = {"paper": {"tpen_init": "log1p", "encoder_chain": "nex", **BEFORE_SETTING}}
 FORMS["revised"] = {**FORMS["paper"], "tpen_init": "linear", "encoder_chain": "conv_masa"}
@@ -64,7 +66,8 @@ class NExNetSeg(SegmentationModel):
     ``masa_from``); ``x_i`` (form "paper") or ``s_i`` (the other
     forms) is max-pooled into level ``i + 1``. The bottleneck is ``s_6`` at 1/32 resolution,
     concatenated with an SSL embedding of ``ssl_channels`` channels when ``ssl_channels > 0``.
-    Decoder ``d_j = DoubleConv(cat(up2(d_{j+1}), s_j))``, then Dropout2d and a 1x1 head.
+    Decoder ``d_j = DoubleConv(cat(up2(d_{j+1}), s_j))`` (``up2(P_j d_{j+1})`` with
+    ``decoder_projection``), then Dropout2d and a 1x1 head.
 
     Args:
         form: ``"residual"`` (default), ``"lean"``, ``"revised"`` or ``"paper"``: the values of
@@ -85,6 +88,10 @@ class NExNetSeg(SegmentationModel):
         dilation: dilation of each level's first 3x3 convolution (the paper's 2, or 1).
         residual: the skip is ``MaSA(x_i + DoubleConv(x_i))`` instead of ``MaSA(DoubleConv(x_i))``.
         masa_zero_init: each MaSA block starts as the identity (its output projection at zero).
+        decoder_projection: each decoder level first maps the coarser map to its own width with a 1x1
+            convolution, ``d_j = DoubleConv(cat(up2(P_j d_{j+1}), s_j))``, as UNet's transposed
+            convolution does; ``P_j`` commutes with the bilinear upsampling, so it runs at the coarse
+            resolution.
         gamma: MaSA decay, a float in (0, 1) or ``"rmt"``.
         head_dim: MaSA channels per head.
         masa_mode: ``"decomposed"`` or ``"full"``.
@@ -121,17 +128,19 @@ class NExNetSeg(SegmentationModel):
         dilation: int | None = None,
         residual: bool | None = None,
         masa_zero_init: bool | None = None,
+        decoder_projection: bool | None = None,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
         if len(widths) != 6:
             raise ValueError(f"NExNetSeg needs 6 widths, got {len(widths)}: {widths}")
         chosen = resolve_form(form, tpen_init=tpen_init, encoder_chain=encoder_chain, masa_from=masa_from,
-                              dilation=dilation, residual=residual, masa_zero_init=masa_zero_init)  # fmt: skip
+                              dilation=dilation, residual=residual, masa_zero_init=masa_zero_init,
+                              decoder_projection=decoder_projection)  # fmt: skip
         first = chosen["masa_from"]
         if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= len(widths):
             raise ValueError(f"masa_from must be a level from 1 to {len(widths)}, got {first!r}")
-        for key in ("residual", "masa_zero_init"):
+        for key in ("residual", "masa_zero_init", "decoder_projection"):
             if not isinstance(chosen[key], bool):
                 raise ValueError(f"{key} must be true or false, got {chosen[key]!r}")
         self.config = dict(
@@ -164,8 +173,13 @@ class NExNetSeg(SegmentationModel):
         )
         self.pool = nn.MaxPool2d(2)
         self.decoder = nn.ModuleList()
+        # Present only with decoder_projection, so checkpoints without it keep their keys.
+        self.projections = nn.ModuleList() if chosen["decoder_projection"] else None
         below = widths[-1] + ssl_channels
         for width in reversed(widths[:-1]):
+            if self.projections is not None:
+                self.projections.append(nn.Conv2d(below, width, 1))
+                below = width
             self.decoder.append(DoubleConv(below + width, width))
             below = width
         self.dropout = nn.Dropout2d(dropout)
@@ -189,8 +203,10 @@ class NExNetSeg(SegmentationModel):
                 raise ValueError(f"NExNetSeg was built with ssl_channels={self.ssl_channels}: "
                                  "pass ssl_embedding")  # fmt: skip
             d = torch.cat([d, ssl_embedding.to(d.dtype)], dim=1)
-        for block in self.decoder:
+        for j, block in enumerate(self.decoder):
             skip = skips.pop()
+            if self.projections is not None:
+                d = self.projections[j](d)
             up = upsample_bilinear(d, size=skip.shape[-2:])
             d = block(torch.cat([up, skip], dim=1))
         return self.head(self.dropout(d))

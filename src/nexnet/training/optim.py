@@ -14,6 +14,13 @@ def tpen_coefficients(model: nn.Module) -> list[nn.Parameter]:
     return [m.coefficients for m in model.modules() if isinstance(m, TPEN) and isinstance(m.coefficients, nn.Parameter)]
 
 
+def can_fuse(params: list[torch.Tensor]) -> bool:
+    """Whether Adam's fused kernel takes ``params``: float tensors on CPU or CUDA. On CPU, PyTorch
+    otherwise steps one tensor at a time (11.5 against 5.0 ms a step for ``nexnet_seg_s``'s 142
+    tensors, 1 thread)."""
+    return bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+
+
 def build_optimizer(model: nn.Module, tc: TrainConfig) -> tuple[torch.optim.Adam, list[torch.Tensor]]:
     """Adam over ``model``'s trainable parameters, and that list (for clipping).
 
@@ -26,10 +33,11 @@ def build_optimizer(model: nn.Module, tc: TrainConfig) -> tuple[torch.optim.Adam
     coefficients = {id(p) for p in tpen_coefficients(model) if p.requires_grad}
     decay = tc.weight_decay if tc.tpen_weight_decay is None else tc.tpen_weight_decay
     scale = float(tc.tpen_lr_scale)
+    fused = {"fused": True} if can_fuse(trainable) else {}
     if not coefficients or (scale == 1.0 and tc.tpen_weight_decay is None):
-        return torch.optim.Adam(trainable, lr=tc.lr, weight_decay=tc.weight_decay), trainable
+        return torch.optim.Adam(trainable, lr=tc.lr, weight_decay=tc.weight_decay, **fused), trainable
     groups = [
         {"params": [p for p in trainable if id(p) not in coefficients], "lr_scale": 1.0},
         {"params": [p for p in trainable if id(p) in coefficients], "lr_scale": scale, "weight_decay": decay},
     ]
-    return torch.optim.Adam(groups, lr=tc.lr, weight_decay=tc.weight_decay), trainable
+    return torch.optim.Adam(groups, lr=tc.lr, weight_decay=tc.weight_decay, **fused), trainable
