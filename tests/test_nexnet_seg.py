@@ -227,7 +227,7 @@ def test_lean_checkpoint_saved_before_dilation_and_residual_existed_loads_as_it_
         model.save_pretrained(tmp_path / form)
         config_file = tmp_path / form / "config.json"
         saved = json.loads(config_file.read_text())
-        for key in ("dilation", "residual", "masa_zero_init"):  # as written before the residual form
+        for key in ("dilation", "residual", "masa_zero_init", "decoder_projection"):  # as before the residual form
             del saved["config"][key]
         config_file.write_text(json.dumps(saved))
         loaded = nexnet.from_pretrained(tmp_path / form)
@@ -285,7 +285,7 @@ def test_masa_zero_init_starts_as_the_identity_and_learns_away_from_it():
     assert not torch.equal(MaSA(8, head_dim=4)(x), x)
 
 
-def test_decoder_projection_maps_each_coarser_map_to_the_levels_width_before_upsampling():
+def test_decoder_projection_maps_each_coarser_map_to_the_levels_width():
     torch.manual_seed(0)
     widths = [4, 6, 8, 8, 10, 12]
     model = nexnet.create_model("nexnet_seg_s", widths=widths, decoder_projection=True, masa=False).eval()
@@ -308,24 +308,17 @@ def test_decoder_projection_maps_each_coarser_map_to_the_levels_width_before_ups
         torch.testing.assert_close(model(x), model.head(d))
 
 
-def test_a_one_by_one_projection_commutes_with_bilinear_upsampling():
-    torch.manual_seed(0)
-    projection = torch.nn.Conv2d(6, 3, 1)
-    d = torch.randn(2, 6, 5, 7)
-    up = lambda t: torch.nn.functional.interpolate(t, scale_factor=2, mode="bilinear")  # noqa: E731
-    with torch.no_grad():
-        torch.testing.assert_close(up(projection(d)), projection(up(d)))
-
-
-def test_checkpoint_saved_before_decoder_projection_loads_without_it(tmp_path):
-    model = nexnet.create_model("nexnet_seg_s", widths=[4, 4, 8, 8, 8, 8])
+@pytest.mark.parametrize("form, extra", [("residual", {}), ("custom", {"tpen_init": "linear", "encoder_chain": "conv_masa",
+                                                                     "masa_from": 2})])  # fmt: skip
+def test_checkpoint_saved_before_decoder_projection_loads_without_it(tmp_path, form, extra):
+    model = nexnet.create_model("nexnet_seg_s", form=form, widths=[4, 4, 8, 8, 8, 8], **extra)
     model.save_pretrained(tmp_path)
     config_file = tmp_path / "config.json"
     saved = json.loads(config_file.read_text())
     del saved["config"]["decoder_projection"]
     config_file.write_text(json.dumps(saved))
     loaded = nexnet.from_pretrained(tmp_path)
-    assert loaded.projections is None and loaded.config["form"] == model.config["form"]
+    assert loaded.projections is None and loaded.config["form"] == form
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(loaded(x), model.eval()(x))
     with pytest.raises(NexnetError, match="decoder_projection must be true or false, got 'yes'"):

@@ -170,7 +170,8 @@ def test_a_lean_run_from_before_the_residual_form_resumes_as_the_lean_network(da
     run = tmp_path / "run"
     train(tiny_cfg(data, epochs=1, extra=["model.form=lean"]), run, quiet=True)
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    for key in ("dilation", "residual", "masa_zero_init"):  # as a run from before the residual form recorded it
+    # as a run from before the residual form recorded it
+    for key in ("dilation", "residual", "masa_zero_init", "decoder_projection"):
         del saved["model"][key]
     saved["train"]["epochs"] = 2
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
@@ -297,15 +298,46 @@ def test_optimizer_is_fused_on_cpu_keeps_the_coefficient_group_and_steps_as_plai
     coefficient_group = optimizer.param_groups[1]
     assert coefficient_group["lr_scale"] == tc.tpen_lr_scale and len(coefficient_group["params"]) == 6
     assert not can_fuse([torch.zeros(2, dtype=torch.int64)]) and not can_fuse([])
-    plain = torch.optim.Adam([{k: v for k, v in g.items() if k != "fused"} for g in optimizer.param_groups],
-                             foreach=False)  # fmt: skip
+    for group in optimizer.param_groups:
+        group["lr"] = tc.lr * group["lr_scale"]  # as Stepper.set_lr does
+    twins = {id(p): p.detach().clone().requires_grad_() for p in trainable}
+    groups = [{**{k: v for k, v in g.items() if k not in ("params", "fused")},
+               "params": [twins[id(p)] for p in g["params"]]} for g in optimizer.param_groups]  # fmt: skip
+    plain = torch.optim.Adam(groups, foreach=False)
+    twins = [twins[id(p)] for p in trainable]
     start = [p.detach().clone() for p in trainable]
-    model(torch.rand(2, 3, 32, 32)).square().mean().backward()
-    optimizer.step()
-    fused_result = [p.detach().clone() for p in trainable]
-    with torch.no_grad():
-        for p, s in zip(trainable, start):
-            p.copy_(s)
-    plain.step()
-    for p, q in zip(trainable, fused_result):
-        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-7)
+    for step in range(4):  # several steps: the moments, betas and bias correction all matter
+        for p, q in zip(trainable, twins):
+            p.grad = torch.randn_like(p) * (step + 1)
+            q.grad = p.grad.clone()
+        optimizer.step()
+        plain.step()
+    for p, q in zip(trainable, twins):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert all(not torch.equal(p, s) for p, s in zip(trainable, start))
+
+
+def test_a_run_saved_with_plain_adam_resumes_fused_and_steps_with_a_grad_scaler(tmp_path):
+    from nexnet.training.optim import build_optimizer
+    from nexnet.training.state import load_training_state, save_training_state
+
+    model = nexnet.create_model("nexnet_seg_s", widths=[4, 4, 8, 8, 8, 8])
+    tc = resolve().train
+    fused, _ = build_optimizer(model, tc)
+    old = torch.optim.Adam([{k: v for k, v in g.items() if k != "fused"} for g in fused.param_groups],
+                           foreach=False)  # as a run saved before the fused step  # fmt: skip
+    assert [g["fused"] for g in old.param_groups] == [None, None]
+    model(torch.rand(2, 3, 32, 32)).mean().backward()
+    old.step()
+    save_training_state(tmp_path / "last", model, old, {"epoch": 1})
+    optimizer, _ = build_optimizer(model, tc)
+    assert load_training_state(tmp_path / "last", model, optimizer) == {"epoch": 1}
+    assert [g["fused"] for g in optimizer.param_groups] == [True, True]
+    scaler = torch.amp.GradScaler("cpu")  # as fp16 on CUDA: the scaler hands its found_inf to the fused step
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer.zero_grad()
+    scaler.scale(model(torch.rand(2, 3, 32, 32)).mean()).backward()
+    scaler.unscale_(optimizer)
+    scaler.step(optimizer)
+    scaler.update()
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))

@@ -71,6 +71,19 @@ def _match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
                 st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
+IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable")
+
+
+def _keep_implementation(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
+    """Give the saved groups the live optimizer's implementation flags: ``load_state_dict`` copies
+    every group setting, so a run saved before the fused step would resume unfused (and, with a
+    GradScaler, fail: the optimizer was built to take the scaler's ``found_inf``)."""
+    for old, live in zip(saved["param_groups"], optimizer.param_groups):
+        for key in IMPLEMENTATION_KEYS:
+            if key in live:
+                old[key] = live[key]
+
+
 def load_training_state(directory: Path, model: torch.nn.Module,
                         optimizer: torch.optim.Optimizer) -> dict[str, Any]:  # fmt: skip
     """Restore model, optimizer and RNG from ``directory``; return the rest of ``state.json``."""
@@ -81,7 +94,9 @@ def load_training_state(directory: Path, model: torch.nn.Module,
     model.load_state_dict(load_file(files[0]))
     tensors = load_file(files[1])
     state = join_tensors(json.loads(files[2].read_text()), tensors)
-    optimizer.load_state_dict(_int_keys(state.pop("optimizer")))
+    saved = _int_keys(state.pop("optimizer"))
+    _keep_implementation(saved, optimizer)
+    optimizer.load_state_dict(saved)
     _match_parameter_layouts(optimizer)
     torch.set_rng_state(state.pop("rng")["torch"])
     return state
