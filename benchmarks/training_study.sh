@@ -31,7 +31,8 @@ arms() {  # name | arguments after `nexnet train --batch-size 16`
 # thing in the lean form; W is its undilated variant, Y adds the residual DoubleConv (the residual
 # form, the default now); X gives that 8 minutes, Z 128 px. DP adds the decoder projection
 # (measured, not kept); FA re-runs the residual form and UNet-16 for 8 minutes with the fused Adam step;
-# WD narrows the residual form to widths 12-24-48-96-96-192 (UNet-16's size), MF moves MaSA to level 4.
+# WD narrows the residual form to widths 12-24-48-96-96-192 (UNet-16's size), MF moves MaSA to level 4;
+# FR screens RMT's per-head decays and a 30x coefficient rate; GR pairs the first with UNet-16, seed by seed.
 RV="nexnet_seg_s --set model.form=revised"   # the arms run before the lean form became the default
 LN="nexnet_seg_s --set model.form=lean"      # the arms run before the residual form did
 UD="$LN --set model.dilation=1"              # the lean form with an undilated first convolution
@@ -119,6 +120,14 @@ WD_width12_${MINUTES}min|--model $RS --set model.widths=[12,24,48,96,96,192] --e
 WD_width12_${MINUTES}min_seed1|--model $RS --set model.widths=[12,24,48,96,96,192] --set train.seed=1 --epochs 1000 --max-minutes $MINUTES
 WD_width12_${MINUTES}min_seed2|--model $RS --set model.widths=[12,24,48,96,96,192] --set train.seed=2 --epochs 1000 --max-minutes $MINUTES
 MF_masa_from4_${MINUTES}min|--model $RS --set model.masa_from=4 --epochs 1000 --max-minutes $MINUTES
+FR_gamma_rmt_${MINUTES}min|--model $RS --set model.gamma=rmt --epochs 1000 --max-minutes $MINUTES
+FR_tpen_lr30_${MINUTES}min|--model $RS --set train.tpen_lr_scale=30 --epochs 1000 --max-minutes $MINUTES
+GR_residual_rmt_${MINUTES}min_seed1|--model $RS --set model.gamma=rmt --set train.seed=1 --epochs 1000 --max-minutes $MINUTES
+GR_unet16_${MINUTES}min_seed1|--model $U --set train.seed=1 --epochs 1000 --max-minutes $MINUTES
+GR_residual_rmt_${MINUTES}min_seed2|--model $RS --set model.gamma=rmt --set train.seed=2 --epochs 1000 --max-minutes $MINUTES
+GR_unet16_${MINUTES}min_seed2|--model $U --set train.seed=2 --epochs 1000 --max-minutes $MINUTES
+GR_residual_rmt_${MINUTES}min|--model $RS --set model.gamma=rmt --epochs 1000 --max-minutes $MINUTES
+GR_unet16_${MINUTES}min|--model $U --epochs 1000 --max-minutes $MINUTES
 EOF
 }
 
