@@ -16,13 +16,12 @@ import torch
 from common import add_runtime_flags, alternating_medians, apply_runtime, autocast, build, describe, synchronizer
 
 from nexnet.training.losses import DiceBCELoss
-from nexnet.training.optim import can_fuse
+from nexnet.training.optim import adam
 
 
 def make_step(model, x, y, amp: bool = False):  # noqa: ANN001, ANN201
     """One optimizer step of ``model`` on ``(x, y)``, synchronised on CUDA."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, 1e-4, fused=can_fuse(params) or None)  # fused, as build_optimizer makes it
+    opt = adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)  # as nexnet train builds it
     loss_fn = DiceBCELoss(3.0).to(x.device)
     sync = synchronizer(x.device)
 

@@ -21,6 +21,13 @@ def can_fuse(params: list[torch.Tensor]) -> bool:
     return bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
 
 
+def adam(params: list, **kwargs) -> torch.optim.Adam:
+    """``torch.optim.Adam`` over ``params`` (tensors or parameter groups), fused where
+    :func:`can_fuse` says the kernel takes them; every optimizer of the project is built here."""
+    tensors = [p for g in params for p in g["params"]] if params and isinstance(params[0], dict) else params
+    return torch.optim.Adam(params, fused=can_fuse(tensors) or None, **kwargs)
+
+
 def build_optimizer(model: nn.Module, tc: TrainConfig) -> tuple[torch.optim.Adam, list[torch.Tensor]]:
     """Adam over ``model``'s trainable parameters, and that list (for clipping).
 
@@ -33,11 +40,10 @@ def build_optimizer(model: nn.Module, tc: TrainConfig) -> tuple[torch.optim.Adam
     coefficients = {id(p) for p in tpen_coefficients(model) if p.requires_grad}
     decay = tc.weight_decay if tc.tpen_weight_decay is None else tc.tpen_weight_decay
     scale = float(tc.tpen_lr_scale)
-    fused = {"fused": True} if can_fuse(trainable) else {}
     if not coefficients or (scale == 1.0 and tc.tpen_weight_decay is None):
-        return torch.optim.Adam(trainable, lr=tc.lr, weight_decay=tc.weight_decay, **fused), trainable
+        return adam(trainable, lr=tc.lr, weight_decay=tc.weight_decay), trainable
     groups = [
         {"params": [p for p in trainable if id(p) not in coefficients], "lr_scale": 1.0},
         {"params": [p for p in trainable if id(p) in coefficients], "lr_scale": scale, "weight_decay": decay},
     ]
-    return torch.optim.Adam(groups, lr=tc.lr, weight_decay=tc.weight_decay, **fused), trainable
+    return adam(groups, lr=tc.lr, weight_decay=tc.weight_decay), trainable

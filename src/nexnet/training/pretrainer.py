@@ -19,7 +19,7 @@ from ..models.ssl_autoencoder import SSLAutoencoder
 from ..plots import image_grid, line_chart, save_png
 from ..runtime import pick_device, place_model
 from .config import check_count, check_image_size, check_real
-from .optim import can_fuse
+from .optim import adam
 from .recon_losses import ReconstructionLoss, VGG16Features, psnr, ssim
 from .run_config import PretrainConfig
 from .run_folder import RunFolder
@@ -130,8 +130,7 @@ def pretrain(cfg: PretrainConfig | dict, out: str | Path, resume: bool = False, 
     torch.manual_seed(cfg.seed)
     model = place_model(create_model("ssl_autoencoder"), device)
     vgg = VGG16Features.from_file(cfg.vgg_weights).to(device) if cfg.vgg_weights else None
-    params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=cfg.lr, fused=can_fuse(params) or None)
+    opt = adam(list(model.parameters()), lr=cfg.lr)
     state: dict[str, Any] = {"epoch": 0, "best_loss": float("inf"), "elapsed": 0.0, "log": []}
     if resume:
         state.update(folder.load_last(model, opt))
