@@ -33,6 +33,9 @@ arms() {  # name | arguments after `nexnet train --batch-size 16`
 # (measured, not kept); FA re-runs the residual form and UNet-16 for 8 minutes with the fused Adam step;
 # WD narrows the residual form to widths 12-24-48-96-96-192 (UNet-16's size), MF moves MaSA to level 4;
 # FR screens RMT's per-head decays and a 30x coefficient rate; GR pairs the first with UNet-16, seed by seed.
+# SV arms train the screened variants of benchmarks/screen_variants.py (not library models: a single-
+# convolution decoder, deep supervision, stochastic depth); run them with
+# NEXNET="python benchmarks/screen_variants.py". TM gives the residual form 12 minutes.
 RV="nexnet_seg_s --set model.form=revised"   # the arms run before the lean form became the default
 LN="nexnet_seg_s --set model.form=lean"      # the arms run before the residual form did
 UD="$LN --set model.dilation=1"              # the lean form with an undilated first convolution
@@ -128,6 +131,14 @@ GR_residual_rmt_${MINUTES}min_seed2|--model $RS --set model.gamma=rmt --set trai
 GR_unet16_${MINUTES}min_seed2|--model $U --set train.seed=2 --epochs 1000 --max-minutes $MINUTES
 GR_residual_rmt_${MINUTES}min|--model $RS --set model.gamma=rmt --epochs 1000 --max-minutes $MINUTES
 GR_unet16_${MINUTES}min|--model $U --epochs 1000 --max-minutes $MINUTES
+SV_single_conv_decoder_${MINUTES}min|--model screen_single_conv_decoder --epochs 1000 --max-minutes $MINUTES
+SV_single_conv_decoder_${MINUTES}min_seed1|--model screen_single_conv_decoder --set train.seed=1 --epochs 1000 --max-minutes $MINUTES
+SV_deep_supervision_${MINUTES}min|--model screen_deep_supervision --epochs 1000 --max-minutes $MINUTES
+SV_deep_supervision_${MINUTES}min_seed1|--model screen_deep_supervision --set train.seed=1 --epochs 1000 --max-minutes $MINUTES
+SV_drop_path_${MINUTES}min|--model screen_drop_path --epochs 1000 --max-minutes $MINUTES
+SV_drop_path_${MINUTES}min_seed1|--model screen_drop_path --set train.seed=1 --epochs 1000 --max-minutes $MINUTES
+TM_residual_12min|--model $RS --epochs 1000 --max-minutes 12
+TM_residual_12min_seed1|--model $RS --set train.seed=1 --epochs 1000 --max-minutes 12
 EOF
 }
 

@@ -74,3 +74,18 @@ def test_benchmark_model_specs_carry_keywords_to_the_model():
 
     names = parse_args(["--models", "nexnet_seg_s:widths=[4,4,8,8,8,8],unet"]).names
     assert names == ["nexnet_seg_s:widths=[4,4,8,8,8,8]", "unet"]
+
+
+def test_screened_variants_train_through_the_real_cli(tmp_path):
+    """benchmarks/screen_variants.py: the variants docs/training.md screened train with `nexnet train`."""
+    data = make_synthetic_dataset(tmp_path / "data", n=12, size_range=(40, 56))
+    for name in ("screen_single_conv_decoder", "screen_deep_supervision", "screen_drop_path"):
+        out = tmp_path / name
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "screen_variants.py"), "train", "--model", name,
+               "--dataset", "folder", "--data-root", str(data), "--split", "seeded", "--image-size", "32",
+               "--batch-size", "4", "--epochs", "1", "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert json.loads((out / "best" / "config.json").read_text())["model"] == name
+        rows = (out / "log.csv").read_text().splitlines()
+        assert len(rows) == 2 and rows[1].startswith("1,")
