@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: test demo lint bench clean clean-cache
@@ -9,8 +10,9 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	# The CPU build first: an unpinned resolver would pull several GB of CUDA packages.
-	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
+	# torch first, pinned, from TORCH_INDEX when given (e.g. PyTorch's CPU index: on Linux, PyPI's
+	# wheel is the CUDA build); the package's own install then keeps it.
+	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,onnx,serve]"
 	@touch $(STAMP)
 

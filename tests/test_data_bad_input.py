@@ -206,6 +206,14 @@ def test_missing_or_empty_data_root(tmp_path, state, message):
         get_adapter("kvasir").discover(root)
 
 
+def test_a_data_root_one_level_too_deep_names_its_parent(tmp_path):
+    for part in ("images", "masks"):
+        (tmp_path / "kvasir" / part).mkdir(parents=True)
+        save(tmp_path / "kvasir" / part / "a.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError, match=r"is a part of a Kvasir-SEG folder; give --data-root its parent, .*kvasir$"):
+        get_adapter("kvasir").discover(tmp_path / "kvasir" / "images")
+
+
 def test_wrong_layout_names_the_expected_one(tmp_path):
     (tmp_path / "stuff").mkdir()
     with pytest.raises(DataError, match="no Kvasir-SEG layout found"):
@@ -224,6 +232,7 @@ def test_check_data_exits_nonzero_with_one_line_per_problem_and_skip_bad(tmp_pat
     assert main([*args, "--skip-bad"]) == 0
     out = capsys.readouterr().out
     assert "readable pairs: 4 of 5" in out and out.count("warning: ") == 2
+    assert "the 1 unreadable pair(s) keep their place in these lists" in out  # the split still names it
 
 
 def test_unknown_dataset_is_one_line(capsys):

@@ -138,6 +138,18 @@ def test_evaluate_on_a_split_that_overlaps_training_is_refused(data, trained_see
     assert code == 2 and "Traceback" not in err and "or pass --split-seed 1" in err.strip().splitlines()[-1]
 
 
+def test_the_refusal_offers_the_models_split_seed_only_where_a_seed_would_help():
+    from nexnet.data.splits import Split
+    from nexnet.evaluation.evaluator import refuse_seen_cases
+
+    trained = Split("kvasir", "pranet", 0, ["a", "b"], ["c"], ["d"])
+    for scored, offered in [(Split("kvasir", "pranet", 2, ["b"], ["d"], ["a", "c"]), True),
+                            (Split("kvasir", "medico2020", 0, ["d"], [], ["a", "b"]), False)]:  # fmt: skip
+        with pytest.raises(NexnetError, match="leave out --split") as e:
+            refuse_seen_cases(trained, scored, "test")
+        assert ("--split-seed 0" in str(e.value)) is offered, str(e.value)
+
+
 def test_the_same_images_under_another_dataset_name_are_refused_by_their_pixels(data, trained_seed1, tmp_path):
     # The kvasir adapter reads the same folder: other names for the split, the same pixels.
     with pytest.raises(NexnetError, match=r"test cases are pixel-identical to images this model was trained"):
@@ -224,6 +236,23 @@ def test_two_epochs_then_resume_to_four_equals_four_straight(data, tmp_path):
     train(tiny_cfg(data, epochs=4, extra=plateau), tmp_path / "resumed", resume=True, quiet=True)
     a, b = (load_file(tmp_path / r / "last" / "model.safetensors") for r in ("straight", "resumed"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_with_nothing_left_trains_no_epoch_and_says_what_would_let_it_train_on(data, tmp_path):
+    run = tmp_path / "run"
+    first = train(tiny_cfg(data, epochs=3, extra=["train.max_minutes=0.0001"]), run, quiet=True)  # one epoch passes it
+    assert first["epoch"] == 1 and first["stop_reason"].startswith("time budget of 0.0001 min reached (an epoch takes")
+    log = (run / "log.csv").read_text()
+    again = train(tiny_cfg(data, epochs=3, extra=["train.max_minutes=0.0001"]), run, resume=True, quiet=True)
+    assert (
+        "budget of 0.0001 min is already spent" in again["stop_reason"]
+        and "larger --max-minutes" in again["stop_reason"]
+    )
+    assert (run / "log.csv").read_text() == log  # no epoch at the spent schedule's last learning rate
+    longer = train(tiny_cfg(data, epochs=2, extra=["train.max_minutes=60"]), run, resume=True, quiet=True)
+    assert longer["epoch"] == 2 and longer["stop_reason"] == "epochs done"
+    done = train(tiny_cfg(data, epochs=2, extra=["train.max_minutes=60"]), run, resume=True, quiet=True)
+    assert done["stop_reason"] == "all 2 epochs already trained; resume with a larger --epochs to train on"
 
 
 # --- DDP: every rank validates the same model and takes the same decisions -----------------------

@@ -65,6 +65,25 @@ def test_predict_never_overwrites_or_writes_into_the_input(data, tmp_path, capsy
     assert "nexnet never writes into source data" in capsys.readouterr().err
 
 
+def test_predict_counts_the_files_it_skipped_and_records_them(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(tiny_cfg(data, epochs=1), run, quiet=True)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.open(data / "images" / "synthetic_0001.png").save(inputs / "a.png")
+    (inputs / "notes.jpg").write_text("not an image")
+    code = main(["predict", "--checkpoint", str(run / "best"), "--input", str(inputs), "--out", str(tmp_path / "o")])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert (
+        code == 1
+        and last.startswith("wrote 1 mask (")
+        and "; skipped 1 unreadable file (above, and in predict.json)" in last
+    )
+    record = json.loads((tmp_path / "o" / "predict.json").read_text())
+    assert record["masks"] == 1 and len(record["skipped"]) == 1 and "notes.jpg" in record["skipped"][0]
+    assert record["threshold"] == 0.5 and record["split_file"] is None
+
+
 def test_tta_averages_probabilities_over_flips():
     from nexnet.inference.predictor import Predictor
 

@@ -192,6 +192,14 @@ def test_resume_works_from_another_folder_and_on_moved_data(data, tmp_path, caps
     one_line_error(capsys, [*resume, "--epochs", "4", "--data-root", "moved"], "cases are not in the data")
 
 
+def test_a_refused_run_prints_its_refusal_alone(tmp_path, capsys):
+    # Default 5-epoch warm-up in a 1-epoch run: its note waits for the run to start.
+    argv = ["train", "--model", "nexnet_seg_s", "--dataset", "folder", "--data-root", str(tmp_path / "nope"),
+            "--epochs", "1", "--image-size", "32", "--device", "cpu", "--out", str(tmp_path / "r")]  # fmt: skip
+    one_line_error(capsys, argv, "--data-root")
+    assert main(argv) == 2 and "warm-up" not in capsys.readouterr().out
+
+
 def test_resume_refuses_a_change_it_would_otherwise_ignore(data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(train_args(data, run)) == 0

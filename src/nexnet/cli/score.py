@@ -9,7 +9,11 @@ from .flags import add_part_flags
 
 
 def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    s = sub.add_parser("score", help="score any folder of predicted masks against ground truth")
+    s = sub.add_parser("score", help="score any folder of predicted masks against ground truth",
+                       description="Score a folder of predicted masks (from nexnet predict or any other tool) "
+                       "against ground truth, pairing files by stem, and write summary.json: per-case metrics "
+                       "(Dice, IoU, HD95 and more), their means, pixel-pooled Dice and IoU, and a bootstrap 95% "
+                       "CI of the mean Dice. Each mask must have its ground truth's size.")  # fmt: skip
     s.add_argument("--pred", required=True, help="predicted masks (0/255, 0/1 or probability PNGs)")
     s.add_argument("--gt", required=True, help="ground-truth masks, paired by file stem")
     s.add_argument("--out", default=None, help="folder for summary.json (default: --pred)")

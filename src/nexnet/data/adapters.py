@@ -38,7 +38,7 @@ class Adapter:
         """The dataset folder: ``root`` itself or a usual-named folder up to two levels below it."""
         root = Path(root)
         if not root.exists():
-            raise DataError(f"{root}: data root does not exist")
+            raise DataError(f"{root}: data root does not exist; check the path given to --data-root")
         if not root.is_dir():
             raise DataError(f"{root}: data root is not a folder")
         if not any(root.iterdir()):
@@ -49,6 +49,9 @@ class Adapter:
         for c in candidates:
             if any((c / m).is_dir() for m in self.markers):
                 return c
+        parent = root.resolve().parent
+        if any((parent / m).is_dir() for m in self.markers):
+            raise DataError(f"{root}: is a part of a {self.title} folder; give --data-root its parent, {parent}")
         raise DataError(
             f"{root}: no {self.title} layout found (expected {self.layout}); run 'nexnet datasets' for every layout"
         )

@@ -78,6 +78,9 @@ def check_dataset(
     text += f"val {len(parts['val'])} / test {len(parts['test'])}"
     rep.lines.append(text)
     rep.lines += [f"  note: {n}" for n in split.notes]
+    if bad:
+        rep.lines.append(f"  note: the {len(bad)} unreadable pair(s) keep their place in these lists, so that the "
+                         "parts are a run's; a run with --skip-bad leaves them out")  # fmt: skip
     rep.problems += check_overlap(split)
     hashes = {f.id: f.pixel_hash for f in good}
     dupes = cross_part_duplicates(split, hashes)

@@ -56,10 +56,12 @@ def refuse_seen_cases(trained: Split, scored: Split, subset: str) -> None:
     cases = scored.parts()[subset]
     overlap = sorted(seen.intersection(cases))
     if overlap:
+        same_split_other_seed = scored.name == trained.name and scored.seed != trained.seed
+        reseed = f", or pass --split-seed {trained.seed}" if same_split_other_seed else ""
         raise NexnetError(
             f"{len(overlap)} of the {len(cases)} {subset} cases of split {scored.name} (seed {scored.seed}) were "
             f"used to train or select this model (e.g. {overlap[0]}); leave out --split to score its own "
-            f"{subset} cases (split {trained.name}, seed {trained.seed}), or pass --split-seed {trained.seed}"
+            f"{subset} cases (split {trained.name}, seed {trained.seed}){reseed}"
         )
 
 

@@ -119,7 +119,7 @@ def authors_protocol_dice(
     are pooled and the threshold that maximises Dice on the test labels is chosen; the batch Dices
     are averaged. ``probs`` and ``gts``: ``(N, H, W)`` at network resolution.
     """
-    grid = np.asarray(thresholds if thresholds is not None else np.arange(0.05, 1.0, 0.05))
+    grid = np.asarray(thresholds if thresholds is not None else np.round(np.arange(0.05, 1.0, 0.05), 2))
     dices, chosen = [], []
     for start in range(0, len(probs), batch_size):
         p, g = probs[start : start + batch_size], gts[start : start + batch_size].astype(bool)

@@ -83,6 +83,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, dynamic: bool = False, 
         onnx.save(proto, str(tmp))
 
     out = Path(out)
+    if out.exists():
+        say(f"replacing {out}, an earlier nexnet export")
     write_with(out, write)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     if image is not None:

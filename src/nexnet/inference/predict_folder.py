@@ -102,8 +102,10 @@ def predict(checkpoint: str | Path | None, inp: str | Path, out: str | Path, ove
         raise NexnetError("give --checkpoint DIR or --onnx FILE")
     names = output_names(files)
     gts = find_gt(Path(gt) if gt else None, [f.stem for f in files])
-    atomic_write_json(out / PREDICT_RECORD, {"checkpoint": str(checkpoint or ""), "onnx": str(onnx or ""),
-                                             "input": str(inp.resolve()), "tta": tta})  # fmt: skip
+    record = {"checkpoint": str(checkpoint or ""), "onnx": str(onnx or ""), "input": str(inp.resolve()), "tta": tta,
+              "threshold": pred.threshold, "split_file": str(split_file) if split_file else None,
+              "subset": subset if split_file else None}  # fmt: skip
+    atomic_write_json(out / PREDICT_RECORD, record)
     written, failed, previews = 0, [], []
     for f in tqdm(files, desc="predicting", unit="img", leave=False):
         try:
@@ -124,7 +126,18 @@ def predict(checkpoint: str | Path | None, inp: str | Path, out: str | Path, ove
             say(f"skipped: {e}")
     if previews:
         save_png(out / "overlays.png", image_grid([p[0] for p in previews], captions=[p[1] for p in previews]))
-    legend = " (green: prediction, blue: ground truth)" if gts else " (green: prediction)"
-    say(f"wrote {written} masks (0/255 PNG at each image's original size) to {out}"
-        + (f"; overlays in {out / 'overlays'}{legend}" if overlays else ""))  # fmt: skip
+    atomic_write_json(out / PREDICT_RECORD, {**record, "masks": written, "skipped": failed})
+    say(_written_line(written, failed, out, overlays, bool(gts)))
     return {"written": written, "failed": failed}
+
+
+def _written_line(written: int, failed: list[str], out: Path, overlays: bool, with_gt: bool) -> str:
+    line = f"wrote {written} mask{'' if written == 1 else 's'} (0/255 PNG at each image's original size) to {out}"
+    if overlays:
+        legend = " (green: prediction, blue: ground truth)" if with_gt else " (green: prediction)"
+        line += f"; overlays in {out / 'overlays'}{legend}"
+    if failed:
+        line += (
+            f"; skipped {len(failed)} unreadable file{'' if len(failed) == 1 else 's'} (above, and in {PREDICT_RECORD})"
+        )
+    return line

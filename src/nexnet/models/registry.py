@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
+import re
+import typing
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -38,12 +41,41 @@ def create_model(name: str, **overrides) -> nn.Module:
     try:
         model = _MODELS[name](**overrides)
     except (TypeError, ValueError) as e:  # an unknown or misspelt keyword, or a bad value
-        hint = ""
-        if "'form'" in str(e):
-            hint = "; only the nexnet_seg models have forms (for the paper's recipe alone: configs/paper_recipe.yaml)"
-        raise NexnetError(f"model {name!r}: {e}{hint}") from None
+        raise NexnetError(f"model {name!r}: {_explained(name, e)}") from None
     model.model_name = name
     return model
+
+
+def model_keywords(name: str) -> list[str]:
+    """The keywords model ``name`` takes: its variant function's, and, where that passes ``**kwargs``
+    on, those of the class it is annotated to return."""
+    fn = _MODELS[name]
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = inspect.signature(fn).parameters.values()
+    keywords = {p.name for p in params if p.kind in named}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        try:
+            returned = typing.get_type_hints(fn).get("return")
+        except Exception:  # noqa: BLE001 - an annotation that does not resolve only loses the list
+            returned = None
+        if isinstance(returned, type):
+            keywords |= {p.name for p in inspect.signature(returned.__init__).parameters.values()
+                         if p.kind in named and p.name != "self"}  # fmt: skip
+    return sorted(keywords)
+
+
+def _explained(name: str, error: Exception) -> str:
+    """``error`` from building model ``name``, with a closest valid keyword or the list of them."""
+    if "'form'" in str(error):
+        recipe_alone = "configs/paper_recipe.yaml"
+        return f"{error}; only the nexnet_seg models have forms (for the paper's recipe alone: {recipe_alone})"
+    unknown = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    keywords = model_keywords(name)
+    if not unknown or not keywords:
+        return str(error)
+    close = difflib.get_close_matches(unknown.group(1), keywords, n=1)
+    hint = f"did you mean model.{close[0]}?" if close else f"its settings: {', '.join(keywords)}"
+    return f"no setting {unknown.group(1)!r} ({hint})"
 
 
 def register_config_upgrade(name: str, upgrade: Callable[[dict], dict]) -> None:

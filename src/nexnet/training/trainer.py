@@ -26,7 +26,7 @@ from .ema import WeightAverage
 from .epoch import Stepper, fit_epoch
 from .losses import DiceBCELoss, positive_weight
 from .optim import build_optimizer
-from .run_config import RunConfig
+from .run_config import RunConfig, TrainConfig
 from .run_folder import RunFolder
 from .schedule import make_schedule, warmup_for
 from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels
@@ -114,14 +114,17 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.
         folder.write_config({**cfg.to_dict(), "model": {"name": name, **model.config}})
         if not (resume and folder.split.exists()):
             data.split.save(folder.split)
-    stop_reason = "epochs done"
-    for epoch in range(run.state["epoch"], tc.epochs):
+    if note := warmup_for(tc)[1]:  # here, so that it never comes before a refusal
+        say(note)
+    stop_reason = _nothing_left(tc, run.state) or "epochs done"
+    for epoch in range(run.state["epoch"], tc.epochs if stop_reason == "epochs done" else 0):
         seconds = _epoch(run, epoch)
         if run.state["since_best"] >= tc.early_stop:
             stop_reason = f"early stop: {tc.early_stop} epochs without a better val Dice"
             break
         if (budget := tc.max_minutes) and run.state["elapsed"] + seconds > budget * 60:
-            stop_reason = f"time budget of {budget:g} min reached"
+            longer = f" (an epoch takes {seconds / 60:.1f} min, more than the budget)" if seconds > budget * 60 else ""
+            stop_reason = f"time budget of {budget:g} min reached{longer}"
             break
     state = run.state
     say(
@@ -129,6 +132,18 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.
         f"{state['optimizer_steps']} optimizer steps; run folder {folder.path}"
     )
     return {**state, "stop_reason": stop_reason, "run": str(folder.path), "log": run.rows}
+
+
+def _nothing_left(tc: TrainConfig, state: dict[str, Any]) -> str | None:
+    """Why a resumed run has nothing left to train, and what would let it train on; None if it has."""
+    if state["epoch"] >= tc.epochs:
+        return f"all {tc.epochs} epochs already trained; resume with a larger --epochs to train on"
+    if state["since_best"] >= tc.early_stop:
+        return f"already stopped early: {tc.early_stop} epochs without a better val Dice"
+    if tc.max_minutes and state["elapsed"] >= tc.max_minutes * 60:
+        return (f"the time budget of {tc.max_minutes:g} min is already spent ({state['elapsed'] / 60:.1f} min "
+                "trained); resume with a larger --max-minutes to train on")  # fmt: skip
+    return None
 
 
 def _checked_model(cfg: RunConfig, folder: RunFolder, resume: bool, device: torch.device,
@@ -144,8 +159,6 @@ def _checked_model(cfg: RunConfig, folder: RunFolder, resume: bool, device: torc
         raise NexnetError("ssl_autoencoder is the SSL pretraining model: train it with nexnet pretrain")
     model = create_model(name, **kwargs)
     check_run_numbers(cfg, model.size_multiple, name)
-    if note := warmup_for(tc)[1]:
-        say(note)
     make_schedule(tc)
     return name, model, autocast_dtype(tc.amp, device)
 
