@@ -138,6 +138,18 @@ def test_evaluate_on_a_split_that_overlaps_training_is_refused(data, trained_see
     assert code == 2 and "Traceback" not in err and "or pass --split-seed 1" in err.strip().splitlines()[-1]
 
 
+def test_a_split_without_the_scored_part_is_refused_before_any_image_is_decoded(data, trained_seed1, tmp_path,
+                                                                               monkeypatch):  # fmt: skip
+    import nexnet.evaluation.evaluator as evaluator_module
+
+    ids = sorted(seeded_split(data, 1).test)  # cases the model never saw, none of them in a test part
+    split = {"dataset": "folder", "name": "no_test", "seed": 0, "train": ids[:3], "val": ids[3:], "test": []}
+    (tmp_path / "no_test.json").write_text(json.dumps(split))
+    monkeypatch.setattr(evaluator_module, "prepare_data", lambda *a, **k: pytest.fail("decoded the images"))
+    with pytest.raises(NexnetError, match=r"split no_test has no test cases in .*; try --subset all"):
+        evaluate(trained_seed1 / "best", "folder", data, split=str(tmp_path / "no_test.json"), device="cpu")
+
+
 def test_the_refusal_offers_the_models_split_seed_only_where_a_seed_would_help():
     from nexnet.data.splits import Split
     from nexnet.evaluation.evaluator import refuse_seen_cases

@@ -80,6 +80,10 @@ def scored_data(checkpoint: str | Path, wanted: DataConfig, split_seed: int | No
     seed = split_seed if split_seed is not None else (trained.seed if trained is not None else 0)
     wanted = replace(wanted, seed=seed)
     made = discover_and_split(wanted)
+    for part in [subset, "val"] if threshold_on_val else [subset]:
+        if part != "all" and not made[1].parts()[part]:  # said before thousands of images are decoded
+            hint = "; try --subset all for a dataset the model never saw" if part == subset else ""
+            raise NexnetError(f"split {made[1].name} has no {part} cases in {wanted.data_root}{hint}")
     if trained is not None:
         if subset == "all":
             raise NexnetError(f"--subset all scores every {trained.dataset} case, and this model was trained on "

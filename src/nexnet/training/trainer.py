@@ -114,9 +114,9 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.
         folder.write_config({**cfg.to_dict(), "model": {"name": name, **model.config}})
         if not (resume and folder.split.exists()):
             data.split.save(folder.split)
-    if note := warmup_for(tc)[1]:  # here, so that it never comes before a refusal
-        say(note)
     stop_reason = _nothing_left(tc, run.state) or "epochs done"
+    if stop_reason == "epochs done" and (note := warmup_for(tc)[1]):  # here: never before a refusal
+        say(note)
     for epoch in range(run.state["epoch"], tc.epochs if stop_reason == "epochs done" else 0):
         seconds = _epoch(run, epoch)
         if run.state["since_best"] >= tc.early_stop:
