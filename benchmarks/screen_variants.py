@@ -14,8 +14,9 @@ Variants (all ``nexnet_seg_s`` in its default residual form, changed as named):
 - ``screen_deep_supervision``: 1x1 heads on the decoder outputs at 1/2, 1/4 and 1/8 resolution,
   trained against the average-pooled masks with weights 1/2, 1/4, 1/8 beside the main output's 1
   (normalised to sum to 1), as nnU-Net does; the heads are used in training only.
-- ``screen_drop_path``: stochastic depth on the two residual branches of each level (the DoubleConv
-  and the attention), at a rate rising linearly from 0 at level 1 to 0.2 at level 6, as RMT does.
+- ``screen_drop_path``: stochastic depth on the residual branches of each level (the DoubleConv, and
+  the attention at levels 3 to 6, where the residual form has it), at a rate rising linearly from 0
+  at level 1 to 0.2 at level 6, as RMT does.
 """
 
 from __future__ import annotations

@@ -79,7 +79,12 @@ def test_benchmark_model_specs_carry_keywords_to_the_model():
 def test_screened_variants_train_through_the_real_cli(tmp_path):
     """benchmarks/screen_variants.py: the variants docs/training.md screened train with `nexnet train`."""
     data = make_synthetic_dataset(tmp_path / "data", n=12, size_range=(40, 56))
-    for name in ("screen_single_conv_decoder", "screen_deep_supervision", "screen_drop_path"):
+    from safetensors import safe_open
+
+    made_of = {"screen_single_conv_decoder": ("projections.0.weight", "decoder.0.0.weight"),  # one conv per level
+               "screen_deep_supervision": ("aux_heads.2.weight",),
+               "screen_drop_path": ("encoder.0.conv_masa.conv.inner.0.weight", "encoder.5.conv_masa.attention.inner.qkv.weight")}  # fmt: skip
+    for name, keys in made_of.items():
         out = tmp_path / name
         cmd = [sys.executable, str(ROOT / "benchmarks" / "screen_variants.py"), "train", "--model", name,
                "--dataset", "folder", "--data-root", str(data), "--split", "seeded", "--image-size", "32",
@@ -89,3 +94,7 @@ def test_screened_variants_train_through_the_real_cli(tmp_path):
         assert json.loads((out / "best" / "config.json").read_text())["model"] == name
         rows = (out / "log.csv").read_text().splitlines()
         assert len(rows) == 2 and rows[1].startswith("1,")
+        with safe_open(out / "best" / "model.safetensors", "pt") as f:  # the variant, not the plain network
+            saved = set(f.keys())
+        assert set(keys) <= saved
+        assert ("decoder.0.3.weight" in saved) is (name != "screen_single_conv_decoder")  # a DoubleConv's 2nd conv

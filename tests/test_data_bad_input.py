@@ -210,8 +210,12 @@ def test_a_data_root_one_level_too_deep_names_its_parent(tmp_path):
     for part in ("images", "masks"):
         (tmp_path / "kvasir" / part).mkdir(parents=True)
         save(tmp_path / "kvasir" / part / "a.png", np.zeros((8, 8), np.uint8))
-    with pytest.raises(DataError, match=r"is a part of a Kvasir-SEG folder; give --data-root its parent, .*kvasir$"):
+    with pytest.raises(DataError, match=r"images: is one part of the dataset at .*kvasir; give --data-root that"):
         get_adapter("kvasir").discover(tmp_path / "kvasir" / "images")
+    (tmp_path / "kvasir" / "mine").mkdir()  # a folder of another layout beside a dataset: no such advice
+    save(tmp_path / "kvasir" / "mine" / "a.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError, match="no Kvasir-SEG layout found"):
+        get_adapter("kvasir").discover(tmp_path / "kvasir" / "mine")
 
 
 def test_wrong_layout_names_the_expected_one(tmp_path):

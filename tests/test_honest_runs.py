@@ -146,8 +146,11 @@ def test_a_split_without_the_scored_part_is_refused_before_any_image_is_decoded(
     split = {"dataset": "folder", "name": "no_test", "seed": 0, "train": ids[:3], "val": ids[3:], "test": []}
     (tmp_path / "no_test.json").write_text(json.dumps(split))
     monkeypatch.setattr(evaluator_module, "prepare_data", lambda *a, **k: pytest.fail("decoded the images"))
-    with pytest.raises(NexnetError, match=r"split no_test has no test cases in .*; try --subset all"):
-        evaluate(trained_seed1 / "best", "folder", data, split=str(tmp_path / "no_test.json"), device="cpu")
+    no_test = str(tmp_path / "no_test.json")
+    with pytest.raises(NexnetError, match=r"split no_test has no test cases in .*; leave out --split to score the"):
+        evaluate(trained_seed1 / "best", "folder", data, split=no_test, device="cpu")  # trained on this dataset
+    with pytest.raises(NexnetError, match=r"split no_test has no test cases in .*; try --subset all for a dataset"):
+        evaluate(trained_seed1 / "best", "kvasir", data, split=no_test, device="cpu")  # another dataset's name
 
 
 def test_the_refusal_offers_the_models_split_seed_only_where_a_seed_would_help():
@@ -250,21 +253,54 @@ def test_two_epochs_then_resume_to_four_equals_four_straight(data, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_run_with_nothing_left_trains_no_epoch_and_says_what_would_let_it_train_on(data, tmp_path):
-    run = tmp_path / "run"
-    first = train(tiny_cfg(data, epochs=3, extra=["train.max_minutes=0.0001"]), run, quiet=True)  # one epoch passes it
-    assert first["epoch"] == 1 and first["stop_reason"].startswith("time budget of 0.0001 min reached (an epoch takes")
+def test_a_run_with_nothing_left_trains_no_epoch_and_says_what_would_let_it_train_on(data, tmp_path, monkeypatch):
+    import itertools
+    import types
+
+    clock = itertools.count(0.0, 35.0)  # every epoch takes 35 s: its start and end are two calls apart
+    monkeypatch.setattr(trainer_module, "time", types.SimpleNamespace(time=lambda: next(clock)))
+    run, budget = tmp_path / "run", ["train.max_minutes=1"]
+    first = train(tiny_cfg(data, epochs=5, extra=budget), run, quiet=True)  # 35 s, and 35 more would pass 60
+    assert first["epoch"] == 1 and first["stop_reason"] == "time budget of 1 min reached"
     log = (run / "log.csv").read_text()
-    again = train(tiny_cfg(data, epochs=3, extra=["train.max_minutes=0.0001"]), run, resume=True, quiet=True)
-    assert (
-        "budget of 0.0001 min is already spent" in again["stop_reason"]
-        and "larger --max-minutes" in again["stop_reason"]
-    )
+    again = train(tiny_cfg(data, epochs=5, extra=budget), run, resume=True, quiet=True)
+    assert again["stop_reason"].startswith("the time budget of 1 min is spent (0.6 min trained, and an epoch would")
     assert (run / "log.csv").read_text() == log  # no epoch at the spent schedule's last learning rate
-    longer = train(tiny_cfg(data, epochs=2, extra=["train.max_minutes=60"]), run, resume=True, quiet=True)
-    assert longer["epoch"] == 2 and longer["stop_reason"] == "epochs done"
-    done = train(tiny_cfg(data, epochs=2, extra=["train.max_minutes=60"]), run, resume=True, quiet=True)
-    assert done["stop_reason"] == "all 2 epochs already trained; resume with a larger --epochs to train on"
+    longer = train(tiny_cfg(data, epochs=5, extra=["train.max_minutes=2"]), run, resume=True, quiet=True)
+    assert longer["epoch"] == 3 and longer["stop_reason"] == "time budget of 2 min reached"
+    done = train(tiny_cfg(data, epochs=3, extra=["train.max_minutes=60"]), run, resume=True, quiet=True)
+    assert done["stop_reason"] == "already trained for --epochs 3; resume with a larger --epochs to train on"
+    short = train(tiny_cfg(data, epochs=5, extra=["train.max_minutes=0.5"]), tmp_path / "short", quiet=True)
+    assert short["stop_reason"] == "time budget of 0.5 min reached (an epoch takes 0.6 min, more than the budget)"
+
+
+def test_a_pretraining_with_its_time_budget_spent_resumes_to_no_epoch(data, tmp_path, monkeypatch, capsys):
+    import itertools
+    import types
+
+    import nexnet.training.pretrainer as pretrainer_module
+
+    clock = itertools.count(0.0, 35.0)
+    monkeypatch.setattr(pretrainer_module, "time", types.SimpleNamespace(time=lambda: next(clock)))
+    cfg = {**PRETRAIN_DEFAULTS, "datasets": ["folder"], "data_roots": [str(data)], "split": "seeded",
+           "image_size": 32, "epochs": 5, "batch_size": 4, "workers": 1, "max_minutes": 1}  # fmt: skip
+    assert pretrain(cfg, tmp_path / "pt", quiet=True)["epoch"] == 1  # 35 s, and 35 more would pass 60
+    assert pretrain(cfg, tmp_path / "pt", resume=True)["epoch"] == 1
+    assert "the time budget of 1 min is spent; resume with a larger --max-minutes" in capsys.readouterr().out
+
+
+def test_an_early_stopped_run_says_it_is_finished_before_anything_about_epochs():
+    from nexnet.training.run_config import TrainConfig
+    from nexnet.training.trainer import _nothing_left
+
+    tc = TrainConfig(epochs=4, early_stop=2)
+    state = {"epoch": 4, "since_best": 2, "elapsed": 10.0}  # stopped early on its last epoch
+    assert (
+        _nothing_left(tc, state, [])
+        == "already stopped early (2 epochs without a better val Dice): best/ holds its model"
+    )
+    assert _nothing_left(tc, {**state, "since_best": 1}, []).startswith("already trained for --epochs 4")
+    assert _nothing_left(tc, {**state, "epoch": 3, "since_best": 1}, []) is None
 
 
 # --- DDP: every rank validates the same model and takes the same decisions -----------------------

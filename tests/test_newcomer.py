@@ -200,6 +200,15 @@ def test_a_refused_run_prints_its_refusal_alone(tmp_path, capsys):
     assert main(argv) == 2 and "warm-up" not in capsys.readouterr().out
 
 
+def test_a_finished_run_resumed_says_what_would_train_it_on_without_a_warm_up_note(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main([a for a in train_args(data, run) if a != "--quiet"]) == 0  # 1 epoch, warm-up 1: a note
+    assert "warm-up" in capsys.readouterr().out
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "already trained for --epochs 1; resume with a larger --epochs" in out and "warm-up" not in out
+
+
 def test_resume_refuses_a_change_it_would_otherwise_ignore(data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(train_args(data, run)) == 0

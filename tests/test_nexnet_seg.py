@@ -69,7 +69,7 @@ def test_registry():
     assert isinstance(model, NExNetSeg) and model.config["num_classes"] == 3
     with pytest.raises(nexnet.NexnetError, match="did you mean nexnet_seg"):
         nexnet.create_model("nexnet_sge")
-    with pytest.raises(nexnet.NexnetError, match=r"no setting 'widht' \(did you mean model.widths\?\)"):
+    with pytest.raises(nexnet.NexnetError, match=r"no setting 'widht' \(did you mean 'widths'\?\)"):
         nexnet.create_model("nexnet_seg_s", widht=3)  # a keyword of NExNetSeg, which nexnet_seg_s passes on
     with pytest.raises(
         nexnet.NexnetError, match=r"no setting 'zzz' \(its settings: base_width, in_channels, num_classes\)"

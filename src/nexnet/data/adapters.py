@@ -50,8 +50,9 @@ class Adapter:
             if any((c / m).is_dir() for m in self.markers):
                 return c
         parent = root.resolve().parent
-        if any((parent / m).is_dir() for m in self.markers):
-            raise DataError(f"{root}: is a part of a {self.title} folder; give --data-root its parent, {parent}")
+        part_names = {Path(m).name.lower() for m in self.markers} | {"images", "masks"}
+        if root.name.lower() in part_names and any((parent / m).is_dir() for m in self.markers):
+            raise DataError(f"{root}: is one part of the dataset at {parent}; give --data-root that folder")
         raise DataError(
             f"{root}: no {self.title} layout found (expected {self.layout}); run 'nexnet datasets' for every layout"
         )

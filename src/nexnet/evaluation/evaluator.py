@@ -49,6 +49,15 @@ def recorded_split(checkpoint: str | Path) -> tuple[Path, Split] | None:
     return None
 
 
+def no_cases(split: str, part: str, data_root: str | Path, trained_on_it: bool) -> NexnetError:
+    """The refusal for a split without the ``part`` to score, with the way that would work."""
+    if part == "all":
+        return NexnetError(f"no readable cases in {data_root}")
+    way = "leave out --split to score the model's own test cases" if trained_on_it else (
+        "try --subset all for a dataset the model never saw")  # fmt: skip
+    return NexnetError(f"split {split} has no {part} cases in {data_root}; {way}")
+
+
 def refuse_seen_cases(trained: Split, scored: Split, subset: str) -> None:
     """One line, if any ``subset`` case of ``scored`` was used to train (or, for test, to select) the model."""
     seen_parts = ("train",) if subset == "val" else ("train", "val")
@@ -80,10 +89,10 @@ def scored_data(checkpoint: str | Path, wanted: DataConfig, split_seed: int | No
     seed = split_seed if split_seed is not None else (trained.seed if trained is not None else 0)
     wanted = replace(wanted, seed=seed)
     made = discover_and_split(wanted)
-    for part in [subset, "val"] if threshold_on_val else [subset]:
-        if part != "all" and not made[1].parts()[part]:  # said before thousands of images are decoded
-            hint = "; try --subset all for a dataset the model never saw" if part == subset else ""
-            raise NexnetError(f"split {made[1].name} has no {part} cases in {wanted.data_root}{hint}")
+    needed = [subset, "val"] if threshold_on_val and subset not in ("val", "all") else [subset]
+    for part in needed:  # before thousands of images are decoded
+        if part != "all" and not made[1].parts()[part]:
+            raise no_cases(made[1].name, part, wanted.data_root, trained is not None and part == subset)
     if trained is not None:
         if subset == "all":
             raise NexnetError(f"--subset all scores every {trained.dataset} case, and this model was trained on "
@@ -145,8 +154,7 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
     def probs_and_gts(part: str) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
         ids = sorted(pairs) if part == "all" else [i for i in data.split.parts()[part] if i in pairs]
         if not ids:
-            hint = "; try --subset all for a dataset the model never saw" if part != "all" else ""
-            raise NexnetError(f"split {data.split.name} has no {part} cases in {data_root}{hint}")
+            raise no_cases(data.split.name, part, data_root, trained_on_it=False)
         rows = data.arrays.index(ids)
         probs = pred.probabilities(data.arrays.images[rows], batch_size, tta)
         gts = [read_mask(pairs[i].mask) for i in tqdm(ids, desc=f"reading {part} masks", leave=False)]

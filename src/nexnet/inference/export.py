@@ -83,9 +83,10 @@ def export_onnx(checkpoint: str | Path, out: str | Path, dynamic: bool = False, 
         onnx.save(proto, str(tmp))
 
     out = Path(out)
-    if out.exists():
-        say(f"replacing {out}, an earlier nexnet export")
+    replacing = out.exists()
     write_with(out, write)
+    if replacing:
+        say(f"replaced {out}, an earlier nexnet export")
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     if image is not None:
         picture, label = read_image(image), Path(image).name

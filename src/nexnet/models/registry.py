@@ -71,10 +71,10 @@ def _explained(name: str, error: Exception) -> str:
         return f"{error}; only the nexnet_seg models have forms (for the paper's recipe alone: {recipe_alone})"
     unknown = re.search(r"unexpected keyword argument '(\w+)'", str(error))
     keywords = model_keywords(name)
-    if not unknown or not keywords:
+    if not unknown or not keywords or unknown.group(1) in keywords:  # a valid one, refused deeper in: as it is
         return str(error)
     close = difflib.get_close_matches(unknown.group(1), keywords, n=1)
-    hint = f"did you mean model.{close[0]}?" if close else f"its settings: {', '.join(keywords)}"
+    hint = f"did you mean {close[0]!r}?" if close else f"its settings: {', '.join(keywords)}"
     return f"no setting {unknown.group(1)!r} ({hint})"
 
 

@@ -23,6 +23,7 @@ from .optim import adam
 from .recon_losses import ReconstructionLoss, VGG16Features, psnr, ssim
 from .run_config import PretrainConfig
 from .run_folder import RunFolder
+from .schedule import budget_reached
 
 PRETRAIN_DEFAULTS: dict[str, Any] = PretrainConfig().to_dict()  # the values live in PretrainConfig
 LOG = ["epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr", "seconds"]
@@ -151,6 +152,10 @@ def _epochs(cfg: PretrainConfig, folder: RunFolder, model: torch.nn.Module, opt:
             say: Callable[[str], None], quiet: bool) -> None:  # fmt: skip
     """The epochs left: fit, validate on the held-out images, then best/, last/, the log and the plots."""
     images, train_rows, val_rows, device = data
+    last = state["log"][-1]["seconds"] if state["log"] else 0.0
+    if state["epoch"] < cfg.epochs and budget_reached(state["elapsed"], last, cfg.max_minutes):
+        say(f"the time budget of {cfg.max_minutes:g} min is spent; resume with a larger --max-minutes to train on")
+        return
     for epoch in range(state["epoch"], cfg.epochs):
         start = time.time()
         model.train()
@@ -174,7 +179,7 @@ def _epochs(cfg: PretrainConfig, folder: RunFolder, model: torch.nn.Module, opt:
         _plots(folder.path, model, images, val_rows, cfg, state["log"], device)
         say(f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {row['train_loss']:.4f}  val loss {metrics['val_loss']:.4f}"
             f"  PSNR {metrics['val_psnr']:.2f} dB  SSIM {metrics['val_ssim']:.4f}  {seconds:.0f}s")  # fmt: skip
-        if cfg.max_minutes and state["elapsed"] + seconds > cfg.max_minutes * 60:
+        if budget_reached(state["elapsed"], seconds, cfg.max_minutes):
             say(f"time budget of {cfg.max_minutes:g} min reached")
             break
 

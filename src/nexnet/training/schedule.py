@@ -86,6 +86,12 @@ class WarmupCosine:
             setattr(self, k, v)
 
 
+def budget_reached(elapsed: float, last_epoch: float, max_minutes: float | None) -> bool:
+    """Whether another epoch as long as the last one would pass the time budget: where a run stops
+    (``--max-minutes``: "stop before an epoch would pass it"), and why a resumed one trains no further."""
+    return bool(max_minutes) and elapsed + last_epoch > max_minutes * 60
+
+
 def warmup_for(tc: TrainConfig) -> tuple[int, str]:
     """The warm-up the schedule uses: ``tc.warmup_epochs``, or a quarter of the run where that would
     last it all (and so never reach ``lr``); with the note to print ('' if none). The config keeps

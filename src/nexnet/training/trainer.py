@@ -28,7 +28,7 @@ from .losses import DiceBCELoss, positive_weight
 from .optim import build_optimizer
 from .run_config import RunConfig, TrainConfig
 from .run_folder import RunFolder
-from .schedule import make_schedule, warmup_for
+from .schedule import budget_reached, make_schedule, warmup_for
 from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels
 
 
@@ -114,7 +114,7 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.
         folder.write_config({**cfg.to_dict(), "model": {"name": name, **model.config}})
         if not (resume and folder.split.exists()):
             data.split.save(folder.split)
-    stop_reason = _nothing_left(tc, run.state) or "epochs done"
+    stop_reason = _nothing_left(tc, run.state, run.rows) or "epochs done"
     if stop_reason == "epochs done" and (note := warmup_for(tc)[1]):  # here: never before a refusal
         say(note)
     for epoch in range(run.state["epoch"], tc.epochs if stop_reason == "epochs done" else 0):
@@ -122,7 +122,7 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.
         if run.state["since_best"] >= tc.early_stop:
             stop_reason = f"early stop: {tc.early_stop} epochs without a better val Dice"
             break
-        if (budget := tc.max_minutes) and run.state["elapsed"] + seconds > budget * 60:
+        if budget_reached(run.state["elapsed"], seconds, budget := tc.max_minutes):
             longer = f" (an epoch takes {seconds / 60:.1f} min, more than the budget)" if seconds > budget * 60 else ""
             stop_reason = f"time budget of {budget:g} min reached{longer}"
             break
@@ -134,15 +134,15 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.
     return {**state, "stop_reason": stop_reason, "run": str(folder.path), "log": run.rows}
 
 
-def _nothing_left(tc: TrainConfig, state: dict[str, Any]) -> str | None:
+def _nothing_left(tc: TrainConfig, state: dict[str, Any], rows: list[dict]) -> str | None:
     """Why a resumed run has nothing left to train, and what would let it train on; None if it has."""
+    if state["since_best"] >= tc.early_stop:  # final: train.early_stop does not change on resume
+        return f"already stopped early ({tc.early_stop} epochs without a better val Dice): best/ holds its model"
     if state["epoch"] >= tc.epochs:
-        return f"all {tc.epochs} epochs already trained; resume with a larger --epochs to train on"
-    if state["since_best"] >= tc.early_stop:
-        return f"already stopped early: {tc.early_stop} epochs without a better val Dice"
-    if tc.max_minutes and state["elapsed"] >= tc.max_minutes * 60:
-        return (f"the time budget of {tc.max_minutes:g} min is already spent ({state['elapsed'] / 60:.1f} min "
-                "trained); resume with a larger --max-minutes to train on")  # fmt: skip
+        return f"already trained for --epochs {tc.epochs}; resume with a larger --epochs to train on"
+    if budget_reached(state["elapsed"], rows[-1]["seconds"] if rows else 0.0, tc.max_minutes):
+        return (f"the time budget of {tc.max_minutes:g} min is spent ({state['elapsed'] / 60:.1f} min trained, "
+                "and an epoch would pass it); resume with a larger --max-minutes to train on")  # fmt: skip
     return None
 
 
