@@ -264,7 +264,7 @@ def test_a_run_with_nothing_left_trains_no_epoch_and_says_what_would_let_it_trai
     assert first["epoch"] == 1 and first["stop_reason"] == "time budget of 1 min reached"
     log = (run / "log.csv").read_text()
     again = train(tiny_cfg(data, epochs=5, extra=budget), run, resume=True, quiet=True)
-    assert again["stop_reason"].startswith("the time budget of 1 min is spent (0.6 min trained, and an epoch would")
+    assert again["stop_reason"].startswith("the time budget of 1 min is spent (35 s trained, and an epoch would")
     assert (run / "log.csv").read_text() == log  # no epoch at the spent schedule's last learning rate
     longer = train(tiny_cfg(data, epochs=5, extra=["train.max_minutes=2"]), run, resume=True, quiet=True)
     assert longer["epoch"] == 3 and longer["stop_reason"] == "time budget of 2 min reached"
@@ -286,7 +286,7 @@ def test_a_pretraining_with_its_time_budget_spent_resumes_to_no_epoch(data, tmp_
            "image_size": 32, "epochs": 5, "batch_size": 4, "workers": 1, "max_minutes": 1}  # fmt: skip
     assert pretrain(cfg, tmp_path / "pt", quiet=True)["epoch"] == 1  # 35 s, and 35 more would pass 60
     assert pretrain(cfg, tmp_path / "pt", resume=True)["epoch"] == 1
-    assert "the time budget of 1 min is spent; resume with a larger --max-minutes" in capsys.readouterr().out
+    assert "the time budget of 1 min is spent (35 s trained, and an epoch would pass it)" in capsys.readouterr().out
 
 
 def test_an_early_stopped_run_says_it_is_finished_before_anything_about_epochs():

@@ -23,7 +23,7 @@ from .optim import adam
 from .recon_losses import ReconstructionLoss, VGG16Features, psnr, ssim
 from .run_config import PretrainConfig
 from .run_folder import RunFolder
-from .schedule import budget_reached
+from .schedule import budget_reached, budget_spent
 
 PRETRAIN_DEFAULTS: dict[str, Any] = PretrainConfig().to_dict()  # the values live in PretrainConfig
 LOG = ["epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr", "seconds"]
@@ -154,7 +154,7 @@ def _epochs(cfg: PretrainConfig, folder: RunFolder, model: torch.nn.Module, opt:
     images, train_rows, val_rows, device = data
     last = state["log"][-1]["seconds"] if state["log"] else 0.0
     if state["epoch"] < cfg.epochs and budget_reached(state["elapsed"], last, cfg.max_minutes):
-        say(f"the time budget of {cfg.max_minutes:g} min is spent; resume with a larger --max-minutes to train on")
+        say(budget_spent(cfg.max_minutes, state["elapsed"]))
         return
     for epoch in range(state["epoch"], cfg.epochs):
         start = time.time()

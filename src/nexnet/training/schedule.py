@@ -92,6 +92,13 @@ def budget_reached(elapsed: float, last_epoch: float, max_minutes: float | None)
     return bool(max_minutes) and elapsed + last_epoch > max_minutes * 60
 
 
+def budget_spent(max_minutes: float, elapsed: float) -> str:
+    """What a resumed run whose budget is spent says (training and SSL pretraining alike)."""
+    trained = f"{elapsed:.0f} s" if elapsed < 60 else f"{elapsed / 60:.1f} min"
+    return (f"the time budget of {max_minutes:g} min is spent ({trained} trained, and an epoch would pass it); "
+            "resume with a larger --max-minutes to train on")  # fmt: skip
+
+
 def warmup_for(tc: TrainConfig) -> tuple[int, str]:
     """The warm-up the schedule uses: ``tc.warmup_epochs``, or a quarter of the run where that would
     last it all (and so never reach ``lr``); with the note to print ('' if none). The config keeps

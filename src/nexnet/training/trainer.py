@@ -28,7 +28,7 @@ from .losses import DiceBCELoss, positive_weight
 from .optim import build_optimizer
 from .run_config import RunConfig, TrainConfig
 from .run_folder import RunFolder
-from .schedule import budget_reached, make_schedule, warmup_for
+from .schedule import budget_reached, budget_spent, make_schedule, warmup_for
 from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels
 
 
@@ -114,10 +114,11 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.
         folder.write_config({**cfg.to_dict(), "model": {"name": name, **model.config}})
         if not (resume and folder.split.exists()):
             data.split.save(folder.split)
-    stop_reason = _nothing_left(tc, run.state, run.rows) or "epochs done"
-    if stop_reason == "epochs done" and (note := warmup_for(tc)[1]):  # here: never before a refusal
+    left = _nothing_left(tc, run.state, run.rows)
+    stop_reason = left or "epochs done"
+    if left is None and (note := warmup_for(tc)[1]):  # here: never before a refusal
         say(note)
-    for epoch in range(run.state["epoch"], tc.epochs if stop_reason == "epochs done" else 0):
+    for epoch in range(run.state["epoch"], tc.epochs if left is None else 0):
         seconds = _epoch(run, epoch)
         if run.state["since_best"] >= tc.early_stop:
             stop_reason = f"early stop: {tc.early_stop} epochs without a better val Dice"
@@ -141,8 +142,7 @@ def _nothing_left(tc: TrainConfig, state: dict[str, Any], rows: list[dict]) -> s
     if state["epoch"] >= tc.epochs:
         return f"already trained for --epochs {tc.epochs}; resume with a larger --epochs to train on"
     if budget_reached(state["elapsed"], rows[-1]["seconds"] if rows else 0.0, tc.max_minutes):
-        return (f"the time budget of {tc.max_minutes:g} min is spent ({state['elapsed'] / 60:.1f} min trained, "
-                "and an epoch would pass it); resume with a larger --max-minutes to train on")  # fmt: skip
+        return budget_spent(tc.max_minutes, state["elapsed"])
     return None
 
 
