@@ -76,3 +76,13 @@ def test_help_of_every_verb():
 def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "nexnet", "models"], capture_output=True, text=True)
     assert r.returncode == 0 and "nexnet_seg" in r.stdout.split()
+
+
+def test_every_verb_says_what_it_does_in_its_help():
+    import argparse
+
+    from nexnet.cli import build_parser
+
+    verbs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [name for name, parser in verbs.choices.items() if not parser.description]
+    assert not missing, f"verbs without a description in --help: {missing}"

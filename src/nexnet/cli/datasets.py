@@ -6,7 +6,9 @@ import argparse
 
 
 def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    return sub.add_parser("datasets", help="dataset names and the folder layout each expects")
+    return sub.add_parser("datasets", help="dataset names and the folder layout each expects",
+                          description="List the dataset names --dataset takes, the folder layout --data-root "
+                          "must hold for each, and its splits.")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,9 @@ import argparse
 
 
 def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    m = sub.add_parser("models", help="list registered model names")
+    m = sub.add_parser("models", help="list registered model names",
+                       description="List the registered model names, for --model; change a model's settings "
+                       "with --set model.KEY=VALUE (a misspelt key names the closest one).")  # fmt: skip
     m.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'segformer*'")
     return m
 
