@@ -205,3 +205,50 @@ def scatter_chart(path: str | Path, points: list[tuple[float, float, str, str]],
     for k, g in enumerate(groups):
         draw.text((w - 140, 40 + 14 * k), f"o {g}", fill=COLOURS[k % len(COLOURS)])
     save_png(path, im)
+
+
+def frontier_chart(path: str | Path, lines: dict[str, list[tuple[float, float, str]]],
+                   faint: list[tuple[float, float, str]], x_label: str, y_label: str) -> None:  # fmt: skip
+    """Accuracy against time on a log x axis: per family a line through ``(x, y, label)`` (each
+    point labelled, e.g. with its chosen width) and faint dots ``(x, y, family)`` for every run."""
+    xs = [p[0] for p in faint] + [p[0] for pts in lines.values() for p in pts]
+    ys = [p[1] for p in faint] + [p[1] for pts in lines.values() for p in pts]
+    if not xs:
+        return
+    lx_lo, lx_hi = math.log10(min(xs)), math.log10(max(xs))
+    pad = max(0.1, (lx_hi - lx_lo) * 0.08)
+    lx_lo, lx_hi = lx_lo - pad, lx_hi + pad
+    y_ticks = nice_ticks(min(ys), max(ys))
+    ylo, yhi = y_ticks[0], y_ticks[-1]
+    w, h = 680, 420
+    im = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(im)
+    box = (60, 30, w - 170, h - 50)
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (box[0] + (box[2] - box[0]) * (math.log10(x) - lx_lo) / (lx_hi - lx_lo),
+                box[3] - (box[3] - box[1]) * (y - ylo) / (yhi - ylo))  # fmt: skip
+
+    _axes(draw, box, ylo, yhi, y_label)
+    for x in sorted(set(xs)):
+        px = at(x, ylo)[0]
+        draw.line([px, box[3], px, box[3] + 4], fill=(90, 90, 90))
+        draw.text((px - 8, box[3] + 6), _tick_label(x), fill="black")
+    draw.text(((box[0] + box[2]) // 2 - 60, h - 18), x_label, fill="black")
+    families = list(lines) + sorted({f for *_, f in faint} - set(lines))
+    for x, y, family in faint:
+        r, g, b = COLOURS[families.index(family) % len(COLOURS)]
+        px, py = at(x, y)
+        draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=(r + (255 - r) * 3 // 5, g + (255 - g) * 3 // 5,
+                                                              b + (255 - b) * 3 // 5))  # fmt: skip
+    for k, (family, pts) in enumerate(lines.items()):
+        colour = COLOURS[k % len(COLOURS)]
+        xy = [at(x, y) for x, y, _ in sorted(pts)]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2)
+        for (px, py), (*_, label) in zip(xy, sorted(pts)):
+            draw.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour)
+            draw.text((px + 6, py - 12 + 14 * k), label, fill=colour)
+        draw.text((w - 160, 40 + 14 * k), f"- {family} (val-chosen width)", fill=colour)
+    draw.text((w - 160, 40 + 14 * len(lines)), ". each width and seed", fill=(150, 150, 150))
+    save_png(path, im)

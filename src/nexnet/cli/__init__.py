@@ -20,6 +20,7 @@ from . import (
     demo,
     evaluate,
     export,
+    frontier,
     models,
     predict,
     pretrain,
@@ -32,7 +33,7 @@ from . import (
 from .flags import DefaultsFormatter
 
 VERBS = (demo, models, profile, datasets, cache, check_data, train, pretrain, evaluate, predict, reproduce,
-         export, score, serve)  # fmt: skip
+         frontier, export, score, serve)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

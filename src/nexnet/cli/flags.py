@@ -106,3 +106,14 @@ class DefaultsFormatter(argparse.HelpFormatter):
         if not action.option_strings or unset or "default" in text:
             return text
         return f"{text} (default: {action.default})".strip()
+
+
+def set_threads(threads: int | None) -> None:
+    """``--threads``: torch's CPU threads for this process (None: torch's default)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise NexnetError(f"--threads {threads}: give a positive number of threads, e.g. --threads 1")
+    import torch
+
+    torch.set_num_threads(threads)

@@ -112,6 +112,18 @@ def bootstrap_ci(values: Sequence[float], n: int = 2000, seed: int = 0, level: f
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
+def paired_difference(
+    a: Sequence[float], b: Sequence[float], n: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
+    """Mean of ``a - b`` over paired cases (the same images scored twice) and its percentile
+    bootstrap CI, resampling cases; ``a`` and ``b`` line up case by case."""
+    if len(a) != len(b):
+        raise ValueError(f"paired_difference needs the same cases on both sides, got {len(a)} and {len(b)}")
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    lo, hi = bootstrap_ci(diff, n=n, seed=seed, level=level)
+    return {"mean": float(diff.mean()) if diff.size else math.nan, "ci95": [lo, hi], "cases": int(diff.size)}
+
+
 def authors_protocol_dice(
     probs: np.ndarray, gts: np.ndarray, batch_size: int, thresholds: Sequence[float] | None = None
 ) -> dict[str, float]:
