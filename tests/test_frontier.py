@@ -14,8 +14,9 @@ from nexnet.recipes import frontier_report as R
 from nexnet.recipes.frontier import FrontierPlan, width_keywords
 
 
-def point(model, width, seed, val, test_dice, budget=10.0):
-    return {"model": model, "width": width, "budget_min": budget, "seed": seed, "best_val_mdice": val,
+def point(model, width, seed, val, test_dice, budget=10.0, size=128):
+    return {"model": model, "width": width, "image_size": size, "budget_min": budget, "seed": seed,
+            "best_val_mdice": val,
             "test_mdice": float(np.mean(list(test_dice.values()))), "test_dice": test_dice, "epochs": 3}  # fmt: skip
 
 
@@ -27,7 +28,7 @@ def test_width_is_chosen_on_validation_not_test():
         point("unet", "1/2", 0, 0.79, {"a": 0.9, "b": 0.9}),
         point("unet", "1/2", 1, 0.77, {"a": 0.9, "b": 0.9}),
     ]
-    assert R.choose_widths(pts, 10.0, ["unet"]) == {"unet": Fraction(1, 4)}
+    assert R.choose(pts, 10.0, ["unet"]) == {"unet": (Fraction(1, 4), 128)}
     row = R.frontiers(pts, ["unet"])[0]["families"]["unet"]
     assert row["width"] == "1/4" and row["val_mdice"] == pytest.approx(0.79) and row["test_mdice"] == 0.5
 
@@ -40,7 +41,13 @@ def test_selection_uses_the_mean_over_seeds():
         point("m", "1/4", 0, 0.80, {"a": 1}),
         point("m", "1/4", 1, 0.80, {"a": 1}),
     ]
-    assert R.choose_widths(pts, 10.0, ["m"]) == {"m": Fraction(1, 4)}
+    assert R.choose(pts, 10.0, ["m"]) == {"m": (Fraction(1, 4), 128)}
+
+
+def test_image_size_is_chosen_like_the_width_and_ties_go_narrower():
+    pts = [point("m", "1/4", 0, 0.80, {"a": 1}, size=64), point("m", "1/4", 0, 0.82, {"a": 0}, size=128),
+           point("m", "1/8", 0, 0.82, {"a": 0}, size=128)]  # fmt: skip
+    assert R.choose(pts, 10.0, ["m"]) == {"m": (Fraction(1, 8), 128)}  # tied with 1/4 at 128: the narrower
 
 
 def test_paired_difference_matches_a_hand_computation():
@@ -74,12 +81,12 @@ def test_a_width_far_below_its_family_best_skips_its_other_seeds():
         point("unet", "1/4", 0, 0.80, {"a": 1}),
         point("unet", "1/2", 0, 0.78, {"a": 1}),
     ]
-    widths = [Fraction(1, 8), Fraction(1, 4), Fraction(1, 2)]
-    todo, skipped = R.seeds_to_run(pts, 10.0, ["unet"], widths, 3, 0.03)
-    assert todo == [("unet", Fraction(1, 4), 1), ("unet", Fraction(1, 4), 2),
-                    ("unet", Fraction(1, 2), 1), ("unet", Fraction(1, 2), 2)]  # fmt: skip
+    settings = [(Fraction(1, 8), 128), (Fraction(1, 4), 128), (Fraction(1, 2), 128)]
+    todo, skipped = R.seeds_to_run(pts, 10.0, ["unet"], settings, 3, 0.03)
+    quarter, half = (Fraction(1, 4), 128), (Fraction(1, 2), 128)
+    assert todo == [("unet", quarter, 1), ("unet", quarter, 2), ("unet", half, 1), ("unet", half, 2)]
     assert [(s["width"], s["seeds_skipped"]) for s in skipped] == [("1/8", [1, 2])]
-    todo, skipped = R.seeds_to_run(pts, 10.0, ["unet"], widths, 3, None)
+    todo, skipped = R.seeds_to_run(pts, 10.0, ["unet"], settings, 3, None)
     assert len(todo) == 6 and not skipped
 
 
@@ -96,6 +103,8 @@ def test_width_factors_scale_each_family_standard_widths():
     (["--models", "unet9"], "--models: unknown model 'unet9'"),
     (["--budgets", "10", "--extend-best", "10"], "--extend-best 10: give minutes beyond the largest budget"),
     (["--batch-size", "0"], "--batch-size 0: give a positive number"),
+    (["--image-size", "100"], "--image-size 100: nexnet_seg takes multiples of 32 px, e.g. 96"),
+    (["--image-size", "big"], "--image-size 'big': give sizes in px as whole numbers"),
 ])  # fmt: skip
 def test_bad_frontier_flags_are_one_line(tmp_path, data, capsys, flags, message):
     args = ["frontier", "--dataset", "folder", "--data-root", str(data), "--out", str(tmp_path / "f"), *flags]
@@ -140,13 +149,15 @@ def fake_runs(monkeypatch, val_of, fail=()):
 
     def run_point(plan, point):
         asked.append((point.model, F.width_label(point.width), point.budget, point.seed))
+        assert point.size == 128
         if point.name in fail:
             raise F.NexnetError(f"{point.name}: train failed (boom)")
         val = val_of(point.model, point.width, point.budget, point.seed)
         record = {"model": point.model, "width": F.width_label(point.width), "budget_min": point.budget,
+                  "image_size": point.size,
                   "seed": point.seed, "best_val_mdice": val, "test_mdice": 0.5, "test_ci95": [0.4, 0.6],
                   "test_dice": {"a": 0.4, "b": 0.6}, "epochs": 2, "optimizer_steps": 4, "images_per_s": 1.0,
-                  "params": 10, "gmacs": 0.1, "image_size": 32}  # fmt: skip
+                  "params": 10, "gmacs": 0.1}  # fmt: skip
         F.atomic_write_json(plan.points / f"{point.name}.json", record)
         return record
 
@@ -168,8 +179,12 @@ def test_phases_skip_far_widths_and_extend_the_chosen_one(tmp_path, data, monkey
     assert ("unet", "1/8", 1.0, 1) not in asked and ("unet", "1/8", 2.0, 1) not in asked
     assert ("nexnet_seg", "1/8", 1.0, 1) in asked  # 0.001 below its best: within the margin
     assert [k["width"] for k in result["skipped_seeds"]] == ["1/8", "1/8"]
-    assert asked[-4:] == [("nexnet_seg", "1/4", 5.0, 0), ("nexnet_seg", "1/4", 5.0, 1),
-                          ("unet", "1/4", 5.0, 0), ("unet", "1/4", 5.0, 1)]  # fmt: skip
+    # the families side by side: width by width, then seed by seed
+    assert asked[:4] == [("nexnet_seg", "1/8", 1.0, 0), ("unet", "1/8", 1.0, 0),
+                         ("nexnet_seg", "1/4", 1.0, 0), ("unet", "1/4", 1.0, 0)]  # fmt: skip
+    assert asked[4:7] == [("nexnet_seg", "1/8", 1.0, 1), ("nexnet_seg", "1/4", 1.0, 1), ("unet", "1/4", 1.0, 1)]
+    assert asked[-4:] == [("nexnet_seg", "1/4", 5.0, 0), ("unet", "1/4", 5.0, 0),
+                          ("nexnet_seg", "1/4", 5.0, 1), ("unet", "1/4", 5.0, 1)]  # fmt: skip
     assert "chosen at 2 min" in (tmp_path / "f" / "frontier.md").read_text()
     # a rerun asks for nothing
     asked.clear()
@@ -178,9 +193,9 @@ def test_phases_skip_far_widths_and_extend_the_chosen_one(tmp_path, data, monkey
 
 
 def test_a_failed_run_keeps_the_others_and_is_one_line(tmp_path, data, monkeypatch):
-    asked = fake_runs(monkeypatch, lambda *_: 0.7, fail={"unet-w1_8-1min-seed0"})
+    asked = fake_runs(monkeypatch, lambda *_: 0.7, fail={"unet-w1_8-128px-1min-seed0"})
     plan = plan_for(tmp_path, data, budgets=[1.0], seeds=1)
-    with pytest.raises(F.NexnetError, match=r"1 run\(s\) failed.*unet-w1_8-1min-seed0: train failed"):
+    with pytest.raises(F.NexnetError, match=r"1 run\(s\) failed.*unet-w1_8-128px-1min-seed0: train failed"):
         F.run_frontier(plan, say=lambda _: None)
     assert len(asked) == 4 and len(list((tmp_path / "f" / "points").glob("*.json"))) == 3
     assert len(json.loads((tmp_path / "f" / "frontier.json").read_text())["points"]) == 3
@@ -189,8 +204,8 @@ def test_a_failed_run_keeps_the_others_and_is_one_line(tmp_path, data, monkeypat
 def test_a_rerun_with_another_protocol_is_refused(tmp_path, data, monkeypatch):
     fake_runs(monkeypatch, lambda *_: 0.7)
     F.run_frontier(plan_for(tmp_path, data, budgets=[1.0], seeds=1), say=lambda _: None)
-    with pytest.raises(F.NexnetError, match="made with --image-size 128, not 64; pass the same --image-size"):
-        F.run_frontier(plan_for(tmp_path, data, budgets=[1.0], seeds=1, image_size=64), say=lambda _: None)
+    with pytest.raises(F.NexnetError, match="made with --batch-size 16, not 8; pass the same --batch-size"):
+        F.run_frontier(plan_for(tmp_path, data, budgets=[1.0], seeds=1, batch_size=8), say=lambda _: None)
     F.run_frontier(plan_for(tmp_path, data, budgets=[1.0, 2.0], seeds=1), say=lambda _: None)  # more budgets: fine
 
 
@@ -200,5 +215,33 @@ def test_a_run_that_train_refuses_names_its_log(tmp_path, data, capsys):
                  "--widths", "1/8", "--budgets", "0.1", "--seeds", "1", "--image-size", "32", "--set", "train.nope=1", "--quiet",
                  "--out", str(out)]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "unet-w1_8-0.1min-seed0: train failed" in err[0]
-    assert str(out / "logs" / "unet-w1_8-0.1min-seed0.train.log") in err[0]
+    assert len(err) == 1 and "unet-w1_8-32px-0.1min-seed0: train failed" in err[0]
+    assert str(out / "logs" / "unet-w1_8-32px-0.1min-seed0.train.log") in err[0]
+
+
+def test_report_only_trains_nothing_and_lists_what_is_left(tmp_path, data, monkeypatch):
+    asked = fake_runs(monkeypatch, lambda *_: 0.7)
+    with pytest.raises(F.NexnetError, match="--report-only: .* holds no finished runs yet"):
+        F.run_frontier(plan_for(tmp_path, data, budgets=[1.0], seeds=1, report_only=True), say=lambda _: None)
+    F.run_frontier(plan_for(tmp_path, data, budgets=[1.0], seeds=1), say=lambda _: None)
+    asked.clear()
+    grown = plan_for(tmp_path, data, widths=[Fraction(1, 8), Fraction(1, 4), Fraction(1, 2)], budgets=[1.0, 2.0],
+                     seeds=1, report_only=True)  # fmt: skip
+    result = F.run_frontier(grown, say=lambda _: None)
+    assert asked == [] and len(result["points"]) == 4
+    missing = [m["name"] for m in result["missing_runs"]]
+    assert missing[:2] == ["nexnet_seg-w1_2-128px-1min-seed0", "unet-w1_2-128px-1min-seed0"] and len(missing) == 8
+    assert result["frontiers"][0]["families"]["unet"]["runs_missing"] == 1
+    text = (tmp_path / "f" / "frontier.md").read_text()
+    assert "PARTIAL: 1 run(s) not trained yet" in text and "Not trained yet (8)" in text
+
+
+def test_points_another_command_added_count_in_selection_and_the_skip_rule(tmp_path, data, monkeypatch):
+    asked = fake_runs(monkeypatch, lambda m, w, b, s: 0.9 if w == Fraction(1, 16) else 0.7)
+    F.run_frontier(plan_for(tmp_path, data, models=["unet"], widths=[Fraction(1, 16)], budgets=[1.0], seeds=1),
+                   say=lambda _: None)  # fmt: skip
+    asked.clear()
+    result = F.run_frontier(plan_for(tmp_path, data, models=["unet"], budgets=[1.0]), say=lambda _: None)
+    assert asked == [("unet", "1/8", 1.0, 0), ("unet", "1/4", 1.0, 0)]  # both 0.2 under 1/16: no second seed
+    assert {k["width"] for k in result["skipped_seeds"]} == {"1/8", "1/4"}
+    assert result["frontiers"][0]["families"]["unet"]["width"] == "1/16"

@@ -11,9 +11,10 @@ from .flags import csv_list
 def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     f = sub.add_parser(
         "frontier", help="accuracy against training time for whole model families (resumable grid)",
-        description="Train every (model, width, budget, seed) as its own run with --max-minutes set to the budget "
-        "(cosine schedule over it, one-epoch warm-up), evaluate each on the test split, choose each family's width "
-        "per budget on VALIDATION mDice, and compare families on the same test images with a paired bootstrap. "
+        description="Train every (model, width, image size, budget, seed) as its own run with --max-minutes set to "
+        "the budget (cosine schedule over it, one-epoch warm-up), evaluate each on the test split, choose each "
+        "family's width and size per budget on VALIDATION mDice (mean over seeds), and compare families on the "
+        "same test images with a paired bootstrap. "
         "Writes frontier.json, frontier.md and frontier.png; points/ keeps each finished run, so a rerun skips it.",
     )  # fmt: skip
     f.add_argument("--dataset", required=True, help="adapter name: see 'nexnet datasets'")
@@ -26,7 +27,9 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="factors of each model's standard widths (nexnet_seg 32-...-512, unet base 64)")  # fmt: skip
     f.add_argument("--budgets", type=csv_list, default=["10", "30"], help="training minutes per run")
     f.add_argument("--seeds", type=int, default=2, help="training seeds per point (0, 1, ...)")
-    f.add_argument("--image-size", type=int, default=128)
+    f.add_argument("--image-size", type=csv_list, default=["128"],
+                   help="square side in px; several, comma-separated (64,128), are chosen between on validation "
+                        "like the widths")  # fmt: skip
     f.add_argument("--batch-size", type=int, default=16)
     f.add_argument("--jobs", type=int, default=1, help="runs at a time (give each --threads so they share evenly)")
     f.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
@@ -38,6 +41,8 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     f.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override for every run")
     f.add_argument("--out", default="runs/frontier", help="folder for runs/, points/ and the report")
+    f.add_argument("--report-only", action="store_true",
+                   help="train nothing: report the finished runs and list those still to train")  # fmt: skip
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     return f
 
@@ -50,13 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from ..recipes.frontier import FrontierPlan, parse_width, run_frontier
 
     budgets = list(dict.fromkeys(_positive(b, "--budgets") for b in args.budgets))
-    sizes = (
-        ("--seeds", args.seeds),
-        ("--jobs", args.jobs),
-        ("--image-size", args.image_size),
-        ("--batch-size", args.batch_size),
-    )
-    for flag, value in sizes:
+    sizes = list(dict.fromkeys(_whole(v, "--image-size") for v in args.image_size))
+    for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs), ("--batch-size", args.batch_size)):
         if value < 1:
             raise NexnetError(f"{flag} {value}: give a positive number")
     if args.threads is not None and args.threads < 1:
@@ -66,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
     plan = FrontierPlan(
         dataset=args.dataset, data_root=str(Path(args.data_root).resolve()), out=Path(args.out),
         models=list(dict.fromkeys(args.models)), widths=list(dict.fromkeys(parse_width(w) for w in args.widths)),
-        budgets=budgets, seeds=args.seeds,
-        image_size=args.image_size, batch_size=args.batch_size, split=args.split, split_seed=args.split_seed,
+        budgets=budgets, seeds=args.seeds, image_sizes=sizes, batch_size=args.batch_size, split=args.split,
+        split_seed=args.split_seed,
         jobs=args.jobs, threads=args.threads, skip_below=args.skip_below if args.skip_below >= 0 else None,
-        extend_best=args.extend_best, device=args.device, sets=args.set,
+        extend_best=args.extend_best, device=args.device, sets=args.set, report_only=args.report_only,
     )  # fmt: skip
     run_frontier(plan)
     print(f"wrote {plan.out}/frontier.json, frontier.md and frontier.png")
@@ -84,3 +84,9 @@ def _positive(text: str, flag: str) -> float:
     if value <= 0:
         raise NexnetError(f"{flag} {text!r}: give minutes as positive numbers, e.g. --budgets 10,30")
     return value
+
+
+def _whole(text: str, flag: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise NexnetError(f"{flag} {text!r}: give sizes in px as whole numbers, e.g. {flag} 128 or 64,128")
+    return int(text)

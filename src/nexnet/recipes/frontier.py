@@ -1,6 +1,6 @@
 """``nexnet frontier``: each model family's accuracy against training time, as a resumable grid.
 
-Every (model, width, budget, seed) is its own ``nexnet train`` run with ``--max-minutes`` set to the
+Every (model, width, image size, budget, seed) is its own ``nexnet train`` run with ``--max-minutes`` set to the
 budget (the cosine schedule spans it, after a one-epoch warm-up), then ``nexnet evaluate`` on the
 test split at threshold 0.5. Runs are subprocesses, ``jobs`` at a time with ``threads`` torch
 threads each, so that every run shares the machine the same way. A finished run leaves
@@ -30,6 +30,7 @@ from ..io import atomic_write_json
 from ..models import create_model
 from ..models.registry import list_models, model_keywords
 from ..profile import count_flops, count_parameters
+from ..training import RunFolder
 from . import frontier_report as report
 from .frontier_report import width_label
 
@@ -39,16 +40,30 @@ RUN_SETTINGS = ["train.epochs=100000", "train.early_stop=100000", "train.warmup_
 
 @dataclass(frozen=True)
 class Point:
-    """One run of the grid: a model family at a width factor, a budget in minutes, a training seed."""
+    """One run of the grid: a model family at a width factor and an image size, a budget in minutes,
+    a training seed."""
 
     model: str
     width: Fraction
+    size: int
     budget: float
     seed: int
 
     @property
     def name(self) -> str:
-        return f"{self.model}-w{width_label(self.width).replace('/', '_')}-{self.budget:g}min-seed{self.seed}"
+        width = width_label(self.width).replace("/", "_")
+        return f"{self.model}-w{width}-{self.size}px-{self.budget:g}min-seed{self.seed}"
+
+
+@dataclass
+class Progress:
+    """What a frontier has so far: finished points by name (every record in ``points/`` of its
+    models, also those of settings another command added), settings whose seeds were skipped, and
+    (with ``report_only``) the runs it would still train."""
+
+    points: dict[str, dict] = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)
+    missing: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -62,7 +77,7 @@ class FrontierPlan:
     widths: list[Fraction]
     budgets: list[float]
     seeds: int = 2
-    image_size: int = 128
+    image_sizes: list[int] = field(default_factory=lambda: [128])
     batch_size: int = 16
     split: str | None = None
     split_seed: int = 0
@@ -72,6 +87,12 @@ class FrontierPlan:
     extend_best: float | None = None
     device: str = "auto"
     sets: list[str] = field(default_factory=list)
+    report_only: bool = False
+
+    @property
+    def settings(self) -> list[tuple[Fraction, int]]:
+        """(width, image size) pairs, in the order the runs take them: width by width."""
+        return [(w, size) for w in self.widths for size in self.image_sizes]
 
     @property
     def runs(self) -> Path:
@@ -131,7 +152,7 @@ def train_command(plan: FrontierPlan, point: Point) -> list[str]:
     return [
         sys.executable, "-m", "nexnet", "train", "--model", point.model, "--dataset", plan.dataset,
         "--data-root", plan.data_root, *(["--split", plan.split] if plan.split else []),
-        "--split-seed", str(plan.split_seed), "--image-size", str(plan.image_size),
+        "--split-seed", str(plan.split_seed), "--image-size", str(point.size),
         "--batch-size", str(plan.batch_size), "--max-minutes", f"{point.budget:g}", "--seed", str(point.seed),
         "--device", plan.device, *(a for s in sets for a in ("--set", s)),
         *(["--threads", str(plan.threads)] if plan.threads else []), "--quiet", "--out", str(run),
@@ -169,14 +190,16 @@ def run_point(plan: FrontierPlan, point: Point) -> dict[str, Any]:
 
 
 def describe(plan: FrontierPlan, point: Point) -> dict[str, Any]:
-    """A point's settings and cost: parameters and MACs per image at the plan's size."""
+    """A point's settings and cost: parameters and MACs per image at its size, of the model as its
+    run built it (``--set model.*`` included)."""
     import torch
 
-    model = create_model(point.model, **width_keywords(point.model, point.width))
-    macs = count_flops(model.eval(), torch.zeros(1, 3, plan.image_size, plan.image_size)) / 2
+    cfg = RunFolder(plan.runs / point.name).read_run_config()
+    model = create_model(cfg.model_name, **cfg.model_kwargs())
+    macs = count_flops(model.eval(), torch.zeros(1, 3, point.size, point.size)) / 2
     return {"name": point.name, "model": point.model, "width": width_label(point.width),
             "width_factor": float(point.width), "budget_min": point.budget, "seed": point.seed,
-            "image_size": plan.image_size, "batch_size": plan.batch_size, "threads": plan.threads,
+            "image_size": point.size, "batch_size": plan.batch_size, "threads": plan.threads,
             "params": count_parameters(model), "gmacs": macs / 1e9}  # fmt: skip
 
 
@@ -200,17 +223,26 @@ def read_run(run: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
-PROTOCOL = ("dataset", "split", "split_seed", "image_size", "batch_size", "jobs", "threads", "device", "sets")
-FLAGS = {"sets": "--set", "split_seed": "--split-seed", "image_size": "--image-size", "batch_size": "--batch-size"}
+PROTOCOL = ("dataset", "split", "split_seed", "batch_size", "jobs", "threads", "device", "sets")
+FLAGS = {"sets": "--set", "split_seed": "--split-seed", "batch_size": "--batch-size"}
+FLAG_EXAMPLES = {"--models": "nexnet_seg,unet", "--widths": "1/8,1/4,1/2", "--budgets": "10,30", "--image-size": "128"}
 
 
 def check_plan(plan: FrontierPlan) -> None:
-    """Every refusal before any training: models and widths that do not build, an ``extend_best``
-    that is no longer than the budgets, and a rerun whose protocol differs from the one its points
-    were made under (``plan.json``)."""
+    """Every refusal before any training: models and widths that do not build, image sizes they do
+    not take, an ``extend_best`` no longer than the budgets, and a rerun whose protocol differs from
+    the one its points were made under (``plan.json``)."""
+    for flag, given in (("--models", plan.models), ("--widths", plan.widths), ("--budgets", plan.budgets),
+                        ("--image-size", plan.image_sizes)):  # fmt: skip
+        if not given:
+            raise NexnetError(f"{flag}: give at least one, e.g. {flag} " + FLAG_EXAMPLES[flag])
     for model in plan.models:
         for width in plan.widths:
             create_model(model, **width_keywords(model, width))
+        multiple = getattr(create_model(model), "size_multiple", 32)
+        for size in (s for s in plan.image_sizes if s % multiple):
+            raise NexnetError(f"--image-size {size}: {model} takes multiples of {multiple} px, e.g. "
+                              f"{max(multiple, size // multiple * multiple)}")  # fmt: skip
     if plan.extend_best is not None and plan.extend_best <= max(plan.budgets):
         raise NexnetError(f"--extend-best {plan.extend_best:g}: give minutes beyond the largest budget "
                           f"({max(plan.budgets):g}), e.g. --extend-best {2 * max(plan.budgets):g}")  # fmt: skip
@@ -224,42 +256,55 @@ def check_plan(plan: FrontierPlan) -> None:
 
 
 def run_frontier(plan: FrontierPlan, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the grid in phases (every width's first seed, then the other seeds of the widths that
-    validate within ``skip_below`` of their family's best), then ``extend_best``; write the report."""
+    """Run the grid in phases (every setting's first seed, then the other seeds of the settings that
+    validate within ``skip_below`` of their family's best), then ``extend_best``; write the report.
+    With ``plan.report_only``, train nothing: report the finished points and list the missing ones."""
     check_plan(plan)
     if plan.threads:  # the parent's own work (MAC counts) shares the machine like every run
         import torch
 
         torch.set_num_threads(plan.threads)
+    if plan.report_only and not any(plan.points.glob("*.json")):
+        raise NexnetError(f"--report-only: {plan.out} holds no finished runs yet; run without --report-only first")
     plan.points.mkdir(parents=True, exist_ok=True)
-    if not (plan.out / "plan.json").is_file():
+    if not plan.report_only:  # protocol checked above: the same, with today's grid
         atomic_write_json(plan.out / "plan.json", _settings(plan))
-    points: list[dict] = []
-    skipped: list[dict] = []
-    for budget in plan.budgets:
-        first = [Point(m, w, budget, 0) for m in plan.models for w in plan.widths]
-        points += _run_all(plan, first, say, points, skipped)
-        rest, left_out = report.seeds_to_run(points, budget, plan.models, plan.widths, plan.seeds, plan.skip_below)
-        skipped += left_out
-        points += _run_all(plan, [Point(m, w, budget, s) for m, w, s in rest], say, points, skipped)
+    done, settings = Progress(), plan.settings
+    for f in sorted(plan.points.glob("*.json")):
+        if (record := json.loads(f.read_text())).get("model") in plan.models:
+            done.points[f.stem] = record
+    for budget in plan.budgets:  # the families side by side at each setting, in the order --widths gives
+        missing = len(done.missing)
+        _run_all(plan, [Point(m, w, size, budget, 0) for w, size in settings for m in plan.models], say, done)
+        final = len(done.missing) == missing  # with first seeds still to train, no setting is skipped yet
+        rest, left_out = report.seeds_to_run(list(done.points.values()), budget, plan.models, settings, plan.seeds,
+                                             plan.skip_below if final else None)  # fmt: skip
+        done.skipped += left_out
+        rest.sort(key=lambda r: (r[2], settings.index(r[1]), plan.models.index(r[0])))
+        _run_all(plan, [Point(m, *st, budget, s) for m, st, s in rest], say, done)
     if plan.extend_best:
-        chosen = report.choose_widths(points, max(plan.budgets), plan.models)
-        longer = [Point(m, w, plan.extend_best, s) for m, w in chosen.items() for s in range(plan.seeds)]
-        points += _run_all(plan, longer, say, points, skipped)
-    return report.write_report(plan.out, points, skipped, _settings(plan))
+        chosen = report.choose(list(done.points.values()), max(plan.budgets), plan.models)
+        _run_all(plan, [Point(m, *st, plan.extend_best, s) for s in range(plan.seeds) for m, st in chosen.items()],
+                 say, done)  # fmt: skip
+    return report.write_report(plan.out, list(done.points.values()), done.skipped, _settings(plan), done.missing)
 
 
-def _run_all(plan: FrontierPlan, todo: list[Point], say: Callable[[str], None], done: list[dict],
-             skipped: list[dict]) -> list[dict]:  # fmt: skip
-    """Run ``todo``, ``plan.jobs`` at a time, under one bar whose ETA counts the budgets left. A run
-    that fails does not stop the others; once they end, the report is written from what finished
-    and the failures are raised in one line."""
+def _run_all(plan: FrontierPlan, todo: list[Point], say: Callable[[str], None], done: Progress) -> None:
+    """Run ``todo``, ``plan.jobs`` at a time, under one bar whose ETA counts the budgets left, into
+    ``done``. A run that fails does not stop the others; once they end, the report is written from
+    what finished and the failures are raised in one line."""
     fresh = [p for p in todo if not (plan.points / f"{p.name}.json").is_file()]
     for p in todo:
         if p not in fresh:
             say(f"{p.name}: finished earlier, skipped")
+        elif plan.report_only:
+            done.missing.append({"name": p.name, "model": p.model, "width": width_label(p.width),
+                                 "image_size": p.size, "budget_min": p.budget, "seed": p.seed})  # fmt: skip
+            say(f"{p.name}: not trained yet")
+    if plan.report_only or not fresh:
+        return
     bar = tqdm(total=sum(p.budget for p in fresh), unit="min", desc=f"frontier ({len(fresh)} runs to train)",
-               disable=not fresh or bool(os.environ.get("NEXNET_QUIET")), dynamic_ncols=True)  # fmt: skip
+               disable=bool(os.environ.get("NEXNET_QUIET")), dynamic_ncols=True)  # fmt: skip
     lock = threading.Lock()
 
     def one(point: Point) -> dict:
@@ -271,23 +316,17 @@ def _run_all(plan: FrontierPlan, todo: list[Point], say: Callable[[str], None], 
         return result
 
     with ThreadPoolExecutor(max(1, plan.jobs)) as pool:
-        futures = {p: pool.submit(one, p) if p in fresh else None for p in todo}
+        futures = [pool.submit(one, p) for p in fresh]
     bar.close()
-    results, failed = [], []
-    for p, future in futures.items():
-        if future is None:
-            results.append(json.loads((plan.points / f"{p.name}.json").read_text()))
-        elif future.exception() is not None:
-            failed.append(str(future.exception()))
-        else:
-            results.append(future.result())
+    failed = [str(f.exception()) for f in futures if f.exception() is not None]
+    done.points.update((p.name, f.result()) for p, f in zip(fresh, futures) if f.exception() is None)
     if failed:
-        report.write_report(plan.out, done + results, skipped, _settings(plan))
+        report.write_report(plan.out, list(done.points.values()), done.skipped, _settings(plan))
         raise NexnetError(f"{len(failed)} run(s) failed, the others are kept: " + "; ".join(failed))
-    return results
 
 
 def _settings(plan: FrontierPlan) -> dict[str, Any]:
     settings = asdict(plan)
+    settings.pop("report_only")
     settings.update(out=str(plan.out), widths=[width_label(w) for w in plan.widths], run_settings=RUN_SETTINGS)
     return settings
