@@ -21,8 +21,10 @@ def test_train_evaluate_predict_score_end_to_end(data, tmp_path, capsys):
     names = sorted(p.name for p in run.iterdir())
     assert names == ["best", "config.yaml", "curves.png", "last", "log.csv", "split.json"]
     assert sorted(p.name for p in (run / "last").iterdir()) == [
-        "config.json",  # so that last/ loads and evaluates like best/
+        "config.json",  # so that last/ loads and evaluates like best/, with the same checks
         "model.safetensors",
+        "seen_images.json",
+        "split.json",
         "state.json",
         "state.safetensors",
     ]

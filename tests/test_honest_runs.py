@@ -140,7 +140,7 @@ def test_evaluate_on_a_split_that_overlaps_training_is_refused(data, trained_see
 
 def test_a_split_without_the_scored_part_is_refused_before_any_image_is_decoded(data, trained_seed1, tmp_path,
                                                                                monkeypatch):  # fmt: skip
-    import nexnet.evaluation.evaluator as evaluator_module
+    import nexnet.evaluation.scored_cases as evaluator_module
 
     ids = sorted(seeded_split(data, 1).test)  # cases the model never saw, none of them in a test part
     split = {"dataset": "folder", "name": "no_test", "seed": 0, "train": ids[:3], "val": ids[3:], "test": []}
@@ -155,7 +155,7 @@ def test_a_split_without_the_scored_part_is_refused_before_any_image_is_decoded(
 
 def test_the_refusal_offers_the_models_split_seed_only_where_a_seed_would_help():
     from nexnet.data.splits import Split
-    from nexnet.evaluation.evaluator import refuse_seen_cases
+    from nexnet.evaluation.scored_cases import refuse_seen_cases
 
     trained = Split("kvasir", "pranet", 0, ["a", "b"], ["c"], ["d"])
     for scored, offered in [(Split("kvasir", "pranet", 2, ["b"], ["d"], ["a", "c"]), True),

@@ -23,7 +23,13 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--tta", action="store_true", help="average probabilities over flips")
     e.add_argument("--protocol", choices=["honest", "paper"], default="honest",
                    help="paper: also the authors' batch-pooled, test-thresholded Dice, labelled")  # fmt: skip
-    e.add_argument("--out", default=None, help="folder for summary.json (default: the checkpoint folder)")
+    e.add_argument("--out", default=None,
+                   help="folder for summary.json (default: one folder per evaluation, RUN/eval/CHECKPOINT_DATASET_"
+                        "SPLIT_SUBSET, e.g. runs/kvasir/eval/best_kvasir_pranet_test)")  # fmt: skip
+    e.add_argument("--skip-bad", action="store_true", help="leave unreadable pairs out and list them (as train does)")
+    e.add_argument("--drop-seen", action="store_true",
+                   help="leave out the scored cases the model trained or was selected on (by id or pixels; named "
+                        "in summary.json) instead of refusing")  # fmt: skip
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.add_argument("--amp", action="store_true", help=AMP_INFERENCE_HELP)
     e.add_argument("--no-graphs", action="store_true", help=NO_GRAPHS_HELP)
@@ -35,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     checkpoint = checkpoint_with_note(args.checkpoint)
     evaluate(checkpoint, args.dataset, args.data_root, args.split, args.subset, args.threshold,
-             args.tta, args.protocol, args.out or checkpoint, args.device, amp=args.amp,
-             split_seed=args.split_seed, graphs=not args.no_graphs)  # fmt: skip
+             args.tta, args.protocol, args.out, args.device, amp=args.amp,
+             split_seed=args.split_seed, graphs=not args.no_graphs, to_own_folder=True,
+             skip_bad=args.skip_bad, drop_seen=args.drop_seen)  # fmt: skip
     return 0

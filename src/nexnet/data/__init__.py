@@ -7,13 +7,13 @@ from .cache import ArrayCache, CaseFacts, build_arrays, resize_image, scan
 from .config import DataConfig, checked_keys
 from .discovery import Discovery, Pair
 from .loader import Batch, BatchLoader, to_model_input
-from .prepare import SEEN, RunData, discover_and_split, prepare_data, refuse_seen_pixels
+from .prepare import SEEN, RunData, discover_and_split, prepare_data, refuse_seen_pixels, seen_pixel_cases
 from .readers import read_image, read_image_bytes, read_mask
 from .splits import Split, build_split
 
 __all__ = [
     "ADAPTERS", "Adapter", "ArrayCache", "Augment", "Batch", "BatchLoader", "CaseFacts", "DataConfig", "Discovery",
     "Pair", "RunData", "SEEN", "Split", "build_arrays", "build_split", "checked_keys", "discover_and_split",
-    "get_adapter", "prepare_data", "read_image", "read_image_bytes", "read_mask", "refuse_seen_pixels",
-    "resize_image", "scan", "to_model_input",
+    "get_adapter", "prepare_data", "read_image", "read_image_bytes", "read_mask", "refuse_seen_pixels", "resize_image",
+    "scan", "seen_pixel_cases", "to_model_input",
 ]  # fmt: skip

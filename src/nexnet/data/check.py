@@ -82,12 +82,26 @@ def check_dataset(
         rep.lines.append(f"  note: the {len(bad)} unreadable pair(s) keep their place in these lists, so that the "
                          "parts are a run's; a run with --skip-bad leaves them out")  # fmt: skip
     rep.problems += check_overlap(split)
+    _check_parts(rep, split, {f.id for f in good})
     hashes = {f.id: f.pixel_hash for f in good}
     dupes = cross_part_duplicates(split, hashes)
     within = sum(n - 1 for n in Counter(hashes.values()).values() if n > 1)
     rep.warnings += dupes
     rep.lines.append(f"duplicates: {len(dupes)} groups across parts, {within} exact copies in all")
     return rep, split
+
+
+def _check_parts(rep: Report, split: Split, readable: set[str]) -> None:
+    """The verdict ``train`` would give: it needs readable training and validation cases; without a
+    test part a model gets no honest test score."""
+    counts = {part: sum(1 for i in ids if i in readable) for part, ids in split.parts().items()}
+    for part in ("train", "val"):
+        if counts[part] == 0:
+            rep.problems.append(f"split {split.name}: no readable {part} cases, so train would refuse it; give a "
+                                "data root with training images, or another --split")  # fmt: skip
+    if counts["test"] == 0:
+        rep.warnings.append(f"split {split.name}: no test cases, so a model trained on it gets no honest test "
+                            "score; a split with one: paper, kfold:5/1 or seeded")  # fmt: skip
 
 
 def format_report(rep: Report) -> str:

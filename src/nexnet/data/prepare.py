@@ -40,9 +40,14 @@ class RunData:
         return {part: sorted(set(self.pixel_hashes(self.split.parts()[part]).values())) for part in ("train", "val")}
 
 
+def seen_pixel_cases(seen: set[str], data: RunData, ids: list[str]) -> list[str]:
+    """Those of ``ids`` whose decoded pixels are those of an image in ``seen`` (any name or dataset)."""
+    return sorted(i for i, h in data.pixel_hashes(ids).items() if h in seen)
+
+
 def refuse_seen_pixels(seen: set[str], data: RunData, ids: list[str], what: str, seen_as: str, fix: str) -> None:
     """One line if any of ``ids`` is pixel-identical to an image in ``seen`` (under any name or dataset)."""
-    hits = sorted(i for i, h in data.pixel_hashes(ids).items() if h in seen)
+    hits = seen_pixel_cases(seen, data, ids)
     if hits:
         raise NexnetError(f"{len(hits)} of the {len(ids)} {what} are pixel-identical to images {seen_as} "
                           f"(e.g. {hits[0]}); {fix}")  # fmt: skip
@@ -78,5 +83,6 @@ def prepare_data(data: DataConfig | dict, split_override: str | Path | None = No
     warnings += [f.error for f in arrays.facts.values() if f.error]
     readable = set(arrays.ids)
     found.pairs = [p for p in found.pairs if p.id in readable]
-    warnings += cross_part_duplicates(split, {i: f.pixel_hash for i, f in arrays.facts.items()})
+    readable_hashes = {i: f.pixel_hash for i, f in arrays.facts.items() if not f.error and f.pixel_hash}
+    warnings += cross_part_duplicates(split, readable_hashes)  # unreadable pairs are not images alike
     return RunData(found, split, arrays, warnings)

@@ -13,7 +13,7 @@ from importlib import resources
 import numpy as np
 
 from ..errors import DataError
-from .split_tools import Parts, parse_kfold
+from .split_tools import Parts, from_list, parse_kfold, shipped_list
 
 # PraNet's test share (62 of 612 frames), and the share of training frames carved for validation.
 TEST_SHARE, VAL_SHARE = 62 / 612, 0.1
@@ -73,20 +73,27 @@ def sequence_split(ids: list[str], name: str, seed: int, folds: tuple[int, int] 
     return tuple(sorted(i for i in ids if part[seq[i]] == p) for p in ("train", "val", "test"))  # type: ignore[return-value]
 
 
+TWIN_NOTE = ("frames of one video land on both sides of this frame-level split, so test frames have near-twins "
+             "in training and scores are flattered; the sequence and seqfold:K/N splits keep each video in one part "
+             "and are the honest choice")  # fmt: skip
+
+
 def cvc_splits(name: str, ids: list[str], seed: int, notes: list[str]) -> Parts | None:
-    """CVC-ClinicDB's own splits (its adapter's hook): ``pranet`` and the video-grouped ones."""
-    if name == "pranet":
-        # PraNet's exact 62 frames are not distributed with CVC-ClinicDB: same sizes, seeded.
-        n_test = round(len(ids) * 62 / 612)
-        perm = np.random.default_rng(seed).permutation(len(ids))
-        notes.append(
-            "CVC-ClinicDB pranet: a seeded random 550/62-proportioned split, as PraNet made one; their "
-            "exact frame list is not distributed. Frames of one video land on both sides, so test frames have "
-            "near-twins in training: the sequence and seqfold:K/N splits keep each video in one part"
-        )
-        return sorted(ids[i] for i in perm[n_test:]), [], sorted(ids[i] for i in perm[:n_test])
+    """CVC-ClinicDB's own splits (its adapter's hook): ``pranet`` (PraNet's shipped 62 test frames) and
+    the video-grouped ones; every frame-level split, its own or a generic one, gets the near-twin note."""
     if name == "sequence" or name.startswith("seqfold:"):
         folds = parse_kfold(name) if name.startswith("seqfold:") else None
         notes.append(f"CVC-ClinicDB {name}: whole videos per part (29 sequences, published frame ranges), seed {seed}")
         return sequence_split(ids, name, seed, folds)
-    return None
+    notes.append(f"CVC-ClinicDB {name}: {TWIN_NOTE}")
+    if name != "pranet":
+        return None  # seeded, paper, kfold:K/N: the generic frame-level splits
+    listed = shipped_list("cvc_clinicdb_pranet_test.txt")
+    missing = sorted(set(listed) - set(ids), key=int)
+    if missing:
+        raise DataError(f"cvc_clinicdb pranet: {len(missing)} of PraNet's {len(listed)} test frames are not in "
+                        f"the data (e.g. {missing[0]}); it needs all 612 frames: use sequence, seqfold:5/1 or "
+                        "seeded")  # fmt: skip
+    train, test = from_list(ids, listed, "cvc_clinicdb pranet")
+    notes.append("CVC-ClinicDB pranet: PraNet's own 62 test frames (shipped list), the other frames train")
+    return train, [], test

@@ -22,9 +22,6 @@ def from_list(ids: list[str], test_ids: list[str], what: str) -> tuple[list[str]
     return [i for i in ids if i not in test_set], sorted(test_set)
 
 
-Parts = tuple[list[str], list[str], list[str]]  # train, val (empty: carve one from train), test
-
-
 def parse_kfold(name: str) -> tuple[int, int]:
     try:
         k, n = (int(v) for v in name.split(":", 1)[1].split("/"))

@@ -30,6 +30,22 @@ def read_prediction(path: Path) -> np.ndarray:
     return (raw > top / 2).astype(np.uint8)
 
 
+def _prediction_or_empty(path: Path | None, shape: tuple[int, ...]) -> tuple[np.ndarray, str | None]:
+    """The prediction at ``path`` as 0/1, or an empty mask and why when it is missing, unreadable or
+    of another size: a broken file must not score better than no file."""
+    empty = np.zeros(shape, np.uint8)
+    if path is None:
+        return empty, None
+    try:
+        p = read_prediction(path)
+    except DataError as e:
+        return empty, str(e)
+    if p.shape != shape:
+        return empty, (f"{path}: prediction is {p.shape[1]}x{p.shape[0]} but the ground truth is "
+                       f"{shape[1]}x{shape[0]}; predict at the original size")  # fmt: skip
+    return p, None
+
+
 def score(pred_dir: str | Path, gt_dir: str | Path, out: str | Path | None = None,
           say: Callable[[str], None] = tqdm.write, ignore_missing: bool = False,
           split_file: str | Path | None = None, subset: str = "test") -> dict[str, Any]:  # fmt: skip
@@ -60,25 +76,28 @@ def score(pred_dir: str | Path, gt_dir: str | Path, out: str | Path | None = Non
     if missing:
         how = "left out (--ignore-missing)" if ignore_missing else "scored as empty masks"
         say(f"warning: {len(missing)} ground-truth masks have no prediction (e.g. {gts[missing[0]].name}): {how}")
-    cases, problems = [], []
+    cases, problems, bad_predictions = [], [], []
     for stem in tqdm(common if ignore_missing else sorted(gts), desc="scoring", leave=False):
         try:
             g = read_mask(gts[stem])
-            p = read_prediction(preds[stem]) if stem in preds else np.zeros_like(g)
-            if p.shape != g.shape:
-                raise DataError(f"{preds[stem]}: prediction is {p.shape[1]}x{p.shape[0]} but the ground "
-                                f"truth is {g.shape[1]}x{g.shape[0]}; predict at the original size")  # fmt: skip
-            cases.append(score_case(stem, p.astype(bool), g.astype(bool), missing_prediction=stem not in preds))
-        except DataError as e:
+        except DataError as e:  # only the ground truth's own problem drops a case
             problems.append(str(e))
             say(f"problem: {e}")
+            continue
+        p, problem = _prediction_or_empty(preds.get(stem), g.shape)
+        if problem:
+            bad_predictions.append({"id": stem, "problem": problem})
+            say(f"problem: {problem}; scored as an empty mask")
+        cases.append(score_case(stem, p.astype(bool), g.astype(bool), missing_prediction=stem not in preds))
     if not cases:
         raise NexnetError("no case could be scored")
     missing_record = {"count": len(missing), "ids": missing,
                       "scored_as": "left out (--ignore-missing)" if ignore_missing else "empty masks"}  # fmt: skip
+    bad_record = {"count": len(bad_predictions), "cases": bad_predictions, "scored_as": "empty masks"}
     summary = summarise(cases, {"pred": str(pred_dir), "gt": str(gt_dir),
                                 "threshold": {"value": "stored masks", "chosen_on": "by the predictor"},
-                                "missing_predictions": missing_record, "problems": problems})  # fmt: skip
+                                "missing_predictions": missing_record, "unusable_predictions": bad_record,
+                                "problems": problems})  # fmt: skip
     say(format_summary(summary))
     if out:
         atomic_write_json(Path(out) / "summary.json", summary)

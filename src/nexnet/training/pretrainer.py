@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +13,10 @@ import torch
 from tqdm import tqdm
 
 from ..data import SEEN, DataConfig, build_arrays, discover_and_split, to_model_input
-from ..errors import NexnetError
+from ..errors import DataError, NexnetError
 from ..io import atomic_write_json
 from ..models import create_model
+from ..models.base import read_config
 from ..models.ssl_autoencoder import SSLAutoencoder
 from ..plots import image_grid, line_chart, save_png
 from ..runtime import pick_device, place_model
@@ -29,21 +31,24 @@ PRETRAIN_DEFAULTS: dict[str, Any] = PretrainConfig().to_dict()  # the values liv
 LOG = ["epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr", "seconds"]
 
 
-def training_images(cfg: PretrainConfig, out: Path | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+def training_images(cfg: PretrainConfig, out: Path | None = None,
+                    resume: bool = False) -> tuple[np.ndarray, list[str], list[str]]:  # fmt: skip
     """The training-part images of each dataset's split, decoded at ``image_size``; nothing else is read.
 
     The split is made as ``nexnet train`` makes it (``discover_and_split``, with ``split_seed``), so a
     fine-tuning run with the same split and seed can check that every image read here is in its
-    training part."""
+    training part. A resumed run reads its saved ``split_<dataset>.json`` instead, as ``train --resume``
+    reads ``split.json``: a changed data root cannot move a case between parts."""
     if len(cfg.datasets) != len(cfg.data_roots):
         raise NexnetError(f"{len(cfg.datasets)} datasets but {len(cfg.data_roots)} data roots: "
                           "give one --data-root per --dataset, comma-separated")  # fmt: skip
     images, ids, hashes = [], [], []
     for name, root in zip(cfg.datasets, cfg.data_roots):
         data = DataConfig(name, root, cfg.split, cfg.split_seed, cfg.image_size, skip_bad=True, workers=cfg.workers)
-        found, split, _ = discover_and_split(data)
-        if out is not None:
-            split.save(out / f"split_{name}.json")
+        saved = out / f"split_{name}.json" if out is not None else None
+        found, split = _split_of(data, saved if resume and saved is not None and saved.is_file() else None)
+        if saved is not None and not (resume and saved.is_file()):
+            split.save(saved)
         train = set(split.train)
         pairs = [p for p in found.pairs if p.id in train]  # never the val or test pairs
         arrays = build_arrays(pairs, cfg.image_size, cfg.workers, skip_bad=True)
@@ -51,6 +56,18 @@ def training_images(cfg: PretrainConfig, out: Path | None = None) -> tuple[np.nd
         ids += [f"{name}/{i}" for i in arrays.ids]
         hashes += [arrays.facts[i].pixel_hash for i in arrays.ids]
     return np.concatenate(images), ids, sorted(set(hashes))
+
+
+def _split_of(data: DataConfig, saved: Path | None) -> tuple[Any, Any]:
+    """The pairs and split of one dataset: made from its name and seed, or the ``saved`` one."""
+    try:
+        found, split, _ = discover_and_split(data, saved)
+    except DataError as e:
+        if saved is None:
+            raise
+        raise NexnetError(f"--resume: {e}; point --data-root at the data this run was pretrained on, or "
+                          "pretrain afresh into a new --out") from None  # fmt: skip
+    return found, split
 
 
 def check_pretrain_numbers(cfg: PretrainConfig) -> None:
@@ -122,7 +139,7 @@ def pretrain(cfg: PretrainConfig | dict, out: str | Path, resume: bool = False, 
     say = (lambda m: None) if quiet else tqdm.write
     device = pick_device(cfg.device)
     folder.write_config(cfg)
-    images, ids, pixel_hashes = training_images(cfg, folder.path)
+    images, ids, pixel_hashes = training_images(cfg, folder.path, resume)
     perm = np.random.default_rng(cfg.seed).permutation(len(ids))
     n_hold = max(1, round(cfg.holdout * len(ids)))
     val_rows, train_rows = np.sort(perm[:n_hold]), perm[n_hold:]
@@ -140,7 +157,8 @@ def pretrain(cfg: PretrainConfig | dict, out: str | Path, resume: bool = False, 
         f"({len(val_rows)} held out for PSNR/SSIM) at {cfg.image_size}px; noise sigma {cfg.noise}; "
         f"perceptual term {'on' if vgg is not None else 'off (no --vgg-weights): 0.78 MSE + 0.22 (1-SSIM)'}"
     )
-    best_extra = {"image_size": cfg.image_size, "images_read": _images_read(ids)}
+    read, pixel_hashes = _with_earlier_stretches(folder, ids, pixel_hashes, resume)
+    best_extra = {"image_size": cfg.image_size, "images_read": read}
     seen = {SEEN: {"train": pixel_hashes, "val": []}}
     data = (images, train_rows, val_rows, device)
     _epochs(cfg, folder, model, opt, ReconstructionLoss(vgg), data, state, best_extra, seen, say, quiet)
@@ -200,6 +218,19 @@ def _plots(out: Path, model, images, rows, cfg, log, device) -> None:  # noqa: A
     tiles = to_np(noisy) + to_np(recon) + to_np(clean)
     caps = ["noisy"] * len(clean) + ["reconstructed"] * len(clean) + ["clean"] * len(clean)
     save_png(out / "recon.png", image_grid(tiles, cols=len(clean), cell=160, captions=caps))
+
+
+def _with_earlier_stretches(folder: RunFolder, ids: list[str], hashes: list[str],
+                            resume: bool) -> tuple[dict[str, list[str]], list[str]]:  # fmt: skip
+    """The images read (per dataset) and their pixel hashes, joined on resume with what the run's
+    earlier stretches recorded in ``best/``: a checkpoint names every image that shaped it."""
+    read = _images_read(ids)
+    if not (resume and (folder.best / SEEN).is_file()):
+        return read, hashes
+    for dataset, cases in read_config(folder.best).get("images_read", {}).items():
+        read[dataset] = sorted(set(read.get(dataset, [])) | set(cases))
+    earlier = json.loads((folder.best / SEEN).read_text()).get("train", [])
+    return read, sorted(set(hashes) | set(earlier))
 
 
 def _images_read(ids: list[str]) -> dict[str, list[str]]:

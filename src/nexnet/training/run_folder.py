@@ -79,8 +79,9 @@ class RunFolder:
         atomic_write_text(self.config, dump(cfg))
 
     def save_last(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
-                  checkpoint_extra: dict[str, Any] | None = None) -> None:  # fmt: skip
-        save_training_state(self.last, model, optimizer, state, checkpoint_extra)
+                  checkpoint_extra: dict[str, Any] | None = None,
+                  json_files: dict[str, Any] | None = None) -> None:  # fmt: skip
+        save_training_state(self.last, model, optimizer, state, checkpoint_extra, json_files)
 
     def load_last(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         return load_training_state(self.last, model, optimizer)

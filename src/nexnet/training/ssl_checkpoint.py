@@ -31,6 +31,12 @@ def check_ssl_ids(checkpoint: str | Path, split: Split) -> None:
         )
 
 
+def ssl_seen_hashes(checkpoint: str | Path) -> set[str]:
+    """Pixel hashes of every image an SSL checkpoint was pretrained on (empty if it records none)."""
+    seen_file = ssl_folder(checkpoint) / SEEN
+    return set(json.loads(seen_file.read_text())["train"]) if seen_file.is_file() else set()
+
+
 def check_ssl_pixels(checkpoint: str | Path, data: RunData) -> None:
     """After decoding: no validation or test image of this run may be among the pretrained ones, under
     any name or dataset (pixel hashes)."""
@@ -38,7 +44,7 @@ def check_ssl_pixels(checkpoint: str | Path, data: RunData) -> None:
     if not seen_file.is_file():
         raise NexnetError(f"--ssl-checkpoint {checkpoint}: records no pixel hashes of the images it was "
                           "pretrained on (made before nexnet checked this); pretrain again")  # fmt: skip
-    seen = set(json.loads(seen_file.read_text())["train"])
+    seen = ssl_seen_hashes(checkpoint)
     held_out = data.split.val + data.split.test
     fix = f"pretrain with this run's data, split ({data.split.name}) and --split-seed {data.split.seed}"
     refuse_seen_pixels(seen, data, held_out, "validation and test cases", "the SSL checkpoint was pretrained on", fix)

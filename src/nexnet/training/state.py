@@ -45,9 +45,11 @@ def _int_keys(state: dict) -> dict:
 
 
 def save_training_state(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        extra: dict[str, Any], checkpoint_extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+                        extra: dict[str, Any], checkpoint_extra: dict[str, Any] | None = None,
+                        json_files: dict[str, Any] | None = None) -> None:  # fmt: skip
     """Write ``model.safetensors``, ``state.safetensors`` and ``state.json`` as one folder, atomically;
-    with ``checkpoint_extra``, also ``config.json``, so that the folder loads like ``best/``."""
+    with ``checkpoint_extra``, also ``config.json``, so that the folder loads like ``best/``, and
+    ``json_files`` (name -> content: the split and seen images that evaluation checks against)."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = {
         "optimizer": split_tensors(optimizer.state_dict(), "optimizer", tensors),
@@ -61,6 +63,8 @@ def save_training_state(directory: Path, model: torch.nn.Module, optimizer: torc
         atomic_write_json(tmp / "state.json", skeleton)
         if checkpoint_extra is not None:
             atomic_write_json(tmp / CONFIG_NAME, checkpoint_config(model, checkpoint_extra))
+        for file_name, content in (json_files or {}).items():
+            atomic_write_json(tmp / file_name, content)
 
 
 def _match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:

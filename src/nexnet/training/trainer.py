@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from .optim import build_optimizer
 from .run_config import RunConfig, TrainConfig
 from .run_folder import RunFolder
 from .schedule import budget_reached, budget_spent, make_schedule, warmup_for
-from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels
+from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels, ssl_seen_hashes
 
 
 @torch.no_grad()
@@ -175,6 +176,11 @@ def _load_data(cfg: RunConfig, folder: RunFolder, resume: bool, env: D.DistEnv, 
         data = prepare_data(cfg.data, split, made)
     for w in data.warnings:
         say(f"warning: {w}")
+    for note in data.split.notes:
+        say(f"note: split {data.split.name}: {note}")
+    if not data.split.test and not resume:
+        say(f"note: split {data.split.name} has no test part in {cfg.data.data_root}, so this model can get no "
+            "honest test score; a split with one: paper, kfold:5/1 or seeded")  # fmt: skip
     n_train, n_val = len(data.rows("train")), len(data.rows("val"))
     if n_train == 0 or n_val == 0:
         raise NexnetError(f"split {data.split.name}: needs training and validation cases "
@@ -231,7 +237,8 @@ def _assemble(cfg: RunConfig, folder: RunFolder, env: D.DistEnv, device: torch.d
         f"pos_weight {pos_weight:.2f}{', compiled' if tc.compile else ''}"
     )
     return Run(cfg, folder, env, device, say, model, data, amp, loss_fn, optimizer, sched, scaler, stepper, loader,
-               val_loader, state, rows, data.seen_images(), bars_off=not env.main or quiet)  # fmt: skip
+               val_loader, state, rows, _seen_images(cfg, folder, data, resume),
+               bars_off=not env.main or quiet)  # fmt: skip
 
 
 def _epoch(run: Run, epoch: int) -> float:
@@ -271,15 +278,31 @@ def _save(run: Run, epoch: int, metrics: dict, improved: bool) -> None:
     """best/, then last/, then the log: a kill between them loses nothing on resume."""
     extra = _best_extra(run.cfg, run.data.split, epoch + 1, metrics)
     average = run.stepper.average
+    record = {"split.json": run.data.split.to_dict(), SEEN: run.seen}  # best/ and last/ alike: both load
     if improved:
         best = average.module if average else run.model
-        best.save_pretrained(run.folder.best, extra=extra,
-                             json_files={"split.json": run.data.split.to_dict(), SEEN: run.seen})  # fmt: skip
+        best.save_pretrained(run.folder.best, extra=extra, json_files=record)
     state = {**run.state, "scheduler": run.sched.state_dict(), "scaler": run.scaler.state_dict(), "log": run.rows}
     if average:
         state["ema"] = average.state_dict()
-    run.folder.save_last(run.model, run.optimizer, state, extra)
+    run.folder.save_last(run.model, run.optimizer, state, extra, json_files=record)
     run.folder.write_log(run.rows)
+
+
+def _seen_images(cfg: RunConfig, folder: RunFolder, data: RunData, resume: bool) -> dict[str, list[str]]:
+    """Pixel hashes of every image the model has seen: its own train and val parts, the images its
+    SSL encoder was pretrained on (as training images), and what earlier stretches of a resumed run
+    recorded, so that no evaluation can score any of them."""
+    seen = data.seen_images()
+    extra: set[str] = set()
+    if cfg.train.ssl_checkpoint:
+        extra |= ssl_seen_hashes(cfg.train.ssl_checkpoint)
+    if resume and (folder.last / SEEN).is_file():
+        earlier = json.loads((folder.last / SEEN).read_text())
+        extra |= set(earlier.get("train", []))
+        seen["val"] = sorted(set(seen["val"]) | set(earlier.get("val", [])))
+    seen["train"] = sorted(set(seen["train"]) | extra)
+    return seen
 
 
 def _epoch_line(row: dict, epochs: int, improved: bool) -> str:
