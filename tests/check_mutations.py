@@ -26,7 +26,8 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
                           'data.rows("train"), data.rows("test")'),
     "pos_weight from all masks": ("training/trainer.py", r"data\.arrays\.masks\[np\.sort\(train_rows\)\]",
                                   "data.arrays.masks"),
-    "threshold val chosen on test": ("evaluation/evaluator.py", r'probs_and_gts\("val"\)', 'probs_and_gts("test")'),
+    "threshold val chosen on test": ("evaluation/evaluator.py", r'_pick_threshold\(chunks\("val"\)',
+                                     '_pick_threshold(chunks("test")'),
     "pixel check without val hashes": ("evaluation/scored_cases.py",
                                        r'seen_for = set\(seen\["train"\]\) \| \(set\(\) if subset == "val" else '
                                        r'set\(seen\["val"\]\)\)', 'seen_for = set(seen["train"])'),

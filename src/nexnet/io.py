@@ -50,12 +50,16 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 @contextmanager
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces ``path`` in one rename.
+    """Yield a temporary sibling folder; on success it takes the place of ``path``.
 
-    A kill before the rename leaves the previous ``path`` untouched (plus a stray ``.tmp`` folder).
+    Where the kernel can, the two folders are exchanged in one atomic rename, so a kill leaves the
+    old ``path`` or the new one. Elsewhere ``path`` moves aside first; a kill between the two renames
+    leaves ``.NAME.old-PID``, which :func:`restore_interrupted` (run by every reader and writer of
+    such folders) puts back. A kill before the swap leaves ``path`` untouched (plus a ``.tmp`` folder).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    restore_interrupted(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, DIR_MODE)
     try:
@@ -63,11 +67,53 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if path.exists() and _exchange(tmp, path):
+        shutil.rmtree(tmp, ignore_errors=True)  # it holds the old folder now
+        return
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     if path.exists():
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic rename (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    kernel, the C library or the file system cannot."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def restore_interrupted(path: str | os.PathLike) -> bool:
+    """Put back ``path`` from ``.NAME.old-PID`` when a swap by a process that is no longer running
+    stopped between its two renames; True if it did."""
+    path = Path(path)
+    if path.exists():
+        return False
+    for old in sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _running(int(pid)):
+            os.replace(old, path)
+            return True
+    return False
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not in the middle of a swap when it reads
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:

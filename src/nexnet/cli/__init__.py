@@ -30,10 +30,13 @@ from . import (
     serve,
     train,
 )
-from .flags import DefaultsFormatter
+from .flags import DefaultsFormatter, add_threads_flag
 
 VERBS = (demo, models, profile, datasets, cache, check_data, train, pretrain, evaluate, predict, reproduce,
          frontier, export, score, serve)  # fmt: skip
+
+
+THREADED = ("train", "pretrain", "evaluate", "predict", "serve", "export")  # --threads N for this process
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,17 +52,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for verb in VERBS:
         p = verb.add(sub)
-        p.set_defaults(func=verb.run)
+        p.set_defaults(func=verb.run, verb_parser=p)
+        if p.prog.split()[-1] in THREADED:
+            add_threads_flag(p)
         p.formatter_class = DefaultsFormatter
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the verb's own usage and --help, not the top level's
+        args.verb_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     from ..runtime import keep_freed_memory
 
     keep_freed_memory()  # one process per command: reuse freed activations instead of faulting them in
+    if args.verb in THREADED:
+        from .flags import set_threads
+
+        try:
+            set_threads(args.threads)
+        except NexnetError as e:
+            print(f"nexnet {args.verb}: error: {e}", file=sys.stderr)
+            return 2
     quiet = getattr(args, "quiet", False)
     before = os.environ.get("NEXNET_QUIET")
     if quiet:
@@ -70,8 +85,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nexnet {args.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"nexnet {args.verb}: interrupted", file=sys.stderr)
+        print(f"nexnet {args.verb}: interrupted{_how_to_continue(args)}", file=sys.stderr)
         return 130
     finally:
         if quiet and before is None:
             os.environ.pop("NEXNET_QUIET", None)
+
+
+def _how_to_continue(args: argparse.Namespace) -> str:
+    """What continues an interrupted long command: every epoch and finished run is kept."""
+    out = getattr(args, "out", None)
+    if args.verb in ("train", "pretrain") and out:
+        return f"; nothing finished is lost: continue with nexnet {args.verb} --out {out} --resume"
+    if args.verb in ("frontier", "reproduce"):
+        return "; run the same command again: finished runs are skipped, an interrupted one resumes"
+    return ""

@@ -108,6 +108,15 @@ class DefaultsFormatter(argparse.HelpFormatter):
         return f"{text} (default: {action.default})".strip()
 
 
+THREADS_HELP = ("torch CPU threads (default: torch's, one per core); on a shared machine fewer threads run "
+                "faster, and --threads 1 lets two commands share a 2-core machine evenly")  # fmt: skip
+
+
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    """``--threads N`` (applied by ``nexnet.cli.main`` before the verb runs)."""
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+
+
 def set_threads(threads: int | None) -> None:
     """``--threads``: torch's CPU threads for this process (None: torch's default)."""
     if threads is None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import NexnetError
-from .flags import add_data_flags, refuse_changes_on_resume, set_threads
+from .flags import add_data_flags, refuse_changes_on_resume
 
 
 def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -42,9 +42,6 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last epoch, from any folder; with --data-root, on "
                         "data that moved (its split's cases must all be there)")  # fmt: skip
-    t.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's, one per core); --threads 1 lets two runs share "
-                        "a 2-core machine evenly, as 'nexnet frontier --jobs 2' does")  # fmt: skip
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--ssl-checkpoint", default=None,
                    help="a 'nexnet pretrain' run: fuse its encoder's embedding at the bottleneck")  # fmt: skip
@@ -60,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.freeze_encoder and not args.ssl_checkpoint:
         raise NexnetError("--freeze-encoder goes with --ssl-checkpoint")
-    set_threads(args.threads)
     out = Path(args.out)
     asked = _asked(args)
     if args.resume:

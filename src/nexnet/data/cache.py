@@ -170,9 +170,18 @@ class ArrayCache:
         return np.array([pos[i] for i in ids], dtype=np.int64)
 
 
+def _arrays_entry(pairs: list[Pair], size: int) -> Path:
+    return cache_root() / "arrays" / _key(pairs, {"kind": "arrays", "size": size, "resize": RESIZE})
+
+
+def is_cached(pairs: list[Pair], size: int) -> bool:
+    """Whether :func:`build_arrays` would read ``pairs`` at ``size`` from the cache, decoding nothing."""
+    return (_arrays_entry(pairs, size) / "meta.json").is_file()
+
+
 def build_arrays(pairs: list[Pair], size: int, workers: int | None = None, skip_bad: bool = False) -> ArrayCache:
     """Decoded and resized arrays for ``pairs``; built once, then read from the cache."""
-    entry = cache_root() / "arrays" / _key(pairs, {"kind": "arrays", "size": size, "resize": RESIZE})
+    entry = _arrays_entry(pairs, size)
     if not (entry / "meta.json").is_file():
         results = _map(_run_resized, [(p, size) for p in pairs], workers or default_workers(),
                        f"decoding at {size}px")  # fmt: skip

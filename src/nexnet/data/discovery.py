@@ -12,6 +12,57 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".we
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"}
 
 
+def _image_stems(folder: Path, look: int = 500) -> set[str]:
+    """The stems of the image files among ``folder``'s first ``look`` entries."""
+    stems = set()
+    try:
+        with os.scandir(folder) as entries:
+            for i, entry in enumerate(entries):
+                if i >= look:
+                    break
+                if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                    stems.add(Path(entry.name).stem)
+    except OSError:
+        pass
+    return stems
+
+
+def _pairs_with(folder: Path, stems: set[str]) -> bool:
+    """Whether ``folder`` holds images named after ``stems`` (``a.jpg`` beside ``a.png`` or
+    ``a_mask.png``): the other half of a dataset."""
+    for other in _image_stems(folder):
+        cuts = [i for i, c in enumerate(other) if c == "_"]
+        if other in stems or any(other[:i] in stems for i in cuts):
+            return True
+    return False
+
+
+def source_folders(flag: str, folder: str | os.PathLike | None,
+                   besides: Iterable[str | os.PathLike] = ()) -> dict[str, Path]:  # fmt: skip
+    """The folders a command must not write into for a source folder given as ``flag``: the folder,
+    and the dataset root it belongs to (its parent, when a sibling folder holds the other half of
+    the pairs, as ``masks/`` beside ``images/``), so that ``--out data/preds`` beside ``data/images``
+    is refused. ``besides``: sibling folders that are no half of a dataset (the command's own
+    output, the predictions being scored)."""
+    if folder is None:
+        return {}
+    path = Path(folder).resolve()
+    found = {flag: path}
+    stems = _image_stems(path) if path.is_dir() else set()
+    skip = {path, *(Path(b).resolve() for b in besides)}
+    siblings = [d for d in _subfolders(path.parent) if d not in skip] if stems else []
+    if any(_pairs_with(d, stems) for d in siblings[:20]):
+        found[f"dataset (of {flag})"] = path.parent
+    return found
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
 @dataclass(frozen=True)
 class Pair:
     """One image and its mask. ``id`` is unique within a dataset; ``subset`` is the folder's own

@@ -49,10 +49,7 @@ def _open_pil(source: Path | io.BytesIO, label: str | Path) -> Image.Image:
             ) from None
     w, h = im.size
     if w * h > MAX_PIXELS:
-        raise DataError(
-            f"{label}: refused: {w}x{h} is {w * h / 1e6:.1f} megapixels, more than "
-            f"{MAX_PIXELS // 1_000_000} (a decompression bomb, or an image that needs downscaling first)"
-        )
+        raise DataError(_too_large(label, w, h))
     try:
         im.load()
     except OSError as e:
@@ -67,15 +64,34 @@ def _decode_error(path: str | Path, e: Exception) -> DataError:
 
 
 def _read_tiff(source: Path | io.BytesIO, label: str | Path) -> np.ndarray:
+    """A TIFF Pillow cannot read, through tifffile: its size checked from the header before any
+    pixel is decoded (the same limit as Pillow's path), from the start of ``source``."""
     import tifffile
 
+    if isinstance(source, io.BytesIO):
+        source.seek(0)  # Pillow has read into it
     try:
-        arr = np.asarray(tifffile.imread(source))
+        with tifffile.TiffFile(source) as tif:
+            series = tif.series[0]
+            size = dict(zip(series.axes, series.shape))
+            w, h = int(size.get("X", 0)), int(size.get("Y", 0))
+            if w * h > MAX_PIXELS:
+                raise DataError(_too_large(label, w, h))
+            arr = np.asarray(series.asarray())
+            if series.axes.endswith("SYX"):  # colour planes stored apart: channels last
+                arr = np.moveaxis(arr, -3, -1)
+    except DataError:
+        raise
     except Exception as e:  # tifffile raises many types for bad files
         raise DataError(f"{label}: cannot be decoded as a TIFF ({e})") from None
     if arr.ndim < 2 or arr.size == 0:
         raise DataError(f"{label}: cannot be decoded as a TIFF (no pixel data)")
     return arr
+
+
+def _too_large(label: str | Path, w: int, h: int) -> str:
+    return (f"{label}: refused: {w}x{h} is {w * h / 1e6:.1f} megapixels, more than {MAX_PIXELS // 1_000_000} "
+            "(a decompression bomb, or an image that needs downscaling first)")  # fmt: skip
 
 
 def _is_text(head: bytes) -> bool:
@@ -186,15 +202,29 @@ def mask_intensity(path: str | os.PathLike) -> np.ndarray:
         elif im.mode in ("P", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
             arr = np.asarray(im)  # palette masks: the indices are the labels
         elif im.mode in ("LA", "PA"):
-            arr = np.asarray(im)[:, :, 0]
+            both = np.asarray(im)
+            arr = _colour_or_alpha(both[:, :, 0], both[:, :, 1])
+        elif im.mode in ("RGBA", "RGBa", "La"):
+            rgba = np.asarray(im.convert("RGBA"))
+            arr = _colour_or_alpha(rgba[:, :, :3].max(axis=2), rgba[:, :, 3])
         else:
             arr = np.asarray(im.convert("RGB")).max(axis=2)  # any channel above half
+    elif im.ndim == 3 and im.shape[2] in (2, 4):  # grey or RGB, with alpha
+        arr = _colour_or_alpha(im[:, :, :-1].max(axis=2), im[:, :, -1])
     else:
         arr = im if im.ndim == 2 else im[:, :, :3].max(axis=2)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     _check_shape(path, arr)
     return arr
+
+
+def _colour_or_alpha(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The colour channels, or the alpha channel when the mask is drawn in it alone (constant colour,
+    say black, under a varying alpha), which would otherwise read as an empty mask."""
+    if colour.min() == colour.max() and alpha.min() != alpha.max():
+        return alpha
+    return colour
 
 
 def binarize(path: Path | str, arr: np.ndarray) -> np.ndarray:

@@ -1,9 +1,9 @@
-"""``nexnet evaluate`` and ``nexnet score``: per-case metrics, ``summary.json`` and a table."""
+"""``nexnet evaluate``: a checkpoint on a split, per case at original size, into ``summary.json``."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +13,51 @@ from tqdm import tqdm
 from ..data import DataConfig, Split, read_mask
 from ..errors import NexnetError
 from ..inference import Predictor, run_dir_of, to_original_size
-from ..io import atomic_write_json
 from ..outputs import CHECKPOINT_FILES, refuse_foreign_files, refuse_foreign_json, refuse_inside_sources
 from ..runtime import slow_autocast_note
 from . import metrics as M
 from .scored_cases import no_cases, scored_data
-from .summary import format_summary, score_case, summarise
+from .summary import report, score_case, summarise
 
 THRESHOLD_GRID = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
 
 
-def _pick_threshold(probs: np.ndarray, gts: list[np.ndarray]) -> float:
-    """The grid threshold with the best mean per-case Dice on the validation cases (original size)."""
-    best, best_t = -1.0, 0.5
-    ups = [to_original_size(p, *g.shape) for p, g in zip(probs, gts)]
-    for t in THRESHOLD_GRID:
-        d = float(np.mean([M.case_metrics(u > t, g, with_hd95=False)["dice"] for u, g in zip(ups, gts)]))
-        if d > best:
-            best, best_t = d, t
-    return best_t
+Chunks = Iterator[tuple[list[str], np.ndarray]]  # case ids and their probabilities at network size
+
+
+def _pick_threshold(chunks: Chunks, mask_of: Callable[[str], np.ndarray]) -> float:
+    """The grid threshold with the best mean per-case Dice on the validation cases (original size),
+    case by case: one mask and one upsampled map in memory at a time."""
+    sums, n = np.zeros(len(THRESHOLD_GRID)), 0
+    for ids, probs in chunks:
+        for case, p in zip(ids, probs):
+            g = mask_of(case)
+            up = to_original_size(p, *g.shape)
+            sums += [M.case_metrics(up > t, g, with_hd95=False)["dice"] for t in THRESHOLD_GRID]
+            n += 1
+    return float(THRESHOLD_GRID[int(np.argmax(sums / max(n, 1)))])  # the first best, as the grid is ordered
+
+
+def _score(chunks: Chunks, mask_of: Callable[[str], np.ndarray], thr: float,
+           paper_masks: Callable[[list[str]], np.ndarray] | None, batch_size: int
+           ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:  # fmt: skip
+    """Per-case metrics at each image's original size, one case in memory at a time; with
+    ``paper_masks`` (the masks at network size), the authors' protocol too."""
+    cases, authors = [], []
+    for ids, probs in chunks:
+        for case, p in zip(ids, probs):
+            g = mask_of(case)
+            cases.append(score_case(case, to_original_size(p, *g.shape) > thr, g, height=g.shape[0], width=g.shape[1]))
+        if paper_masks is not None:
+            authors.append(M.authors_protocol_dice(probs, paper_masks(ids), batch_size))
+    return cases, (_joined_authors(authors) if paper_masks is not None else None)
+
+
+def _joined_authors(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The authors' protocol over chunks that each hold whole batches: the mean over all batches."""
+    batches = sum(a["batches"] for a in parts)
+    return {"dice": float(sum(a["dice"] * a["batches"] for a in parts) / max(batches, 1)), "batches": batches,
+            "thresholds": [t for a in parts for t in a["thresholds"]]}  # fmt: skip
 
 
 SELECTION_NOTE = (
@@ -56,7 +82,7 @@ def _check_out(out: str | Path, data_root: str | Path) -> None:
     refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
 
 
-def _threshold(threshold: str, subset: str, probs_and_gts: Callable[[str], tuple]) -> tuple[float, str]:
+def _threshold(threshold: str, subset: str, on_validation: Callable[[], float]) -> tuple[float, str]:
     """The threshold and what chose it: a number given, or the best on the validation split."""
     if threshold != "val":
         try:
@@ -66,8 +92,7 @@ def _threshold(threshold: str, subset: str, probs_and_gts: Callable[[str], tuple
     if subset in ("val", "all"):
         raise NexnetError(f"--threshold val with --subset {subset} would choose the threshold on scored cases; "
                           "give a number, e.g. --threshold 0.5")  # fmt: skip
-    _, vp, vg = probs_and_gts("val")
-    return _pick_threshold(vp, vg), "validation split (best mean Dice over 0.05..0.95)"
+    return on_validation(), "validation split (best mean Dice over 0.05..0.95)"
 
 
 def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split: str | None = None,
@@ -80,6 +105,8 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
     """Score ``checkpoint`` on ``subset`` of a split: by default the split it was trained on (its
     ``split.json``); a named split is refused if its scored cases overlap the model's own. The summary
     goes to ``out``, or with ``to_own_folder`` to :func:`own_folder`; else nowhere."""
+    if protocol not in ("honest", "paper"):
+        raise NexnetError(f"--protocol {protocol!r}: honest or paper")
     pred = Predictor.load(checkpoint, device, amp=amp, graphs=graphs)  # graphs: CUDA only
     if out:
         _check_out(out, data_root)
@@ -93,44 +120,33 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
         _check_out(out, data_root)
     pairs = {p.id: p for p in data.found.pairs}
 
-    def probs_and_gts(part: str) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+    def chunks(part: str) -> Chunks:  # a few batches at a time, so memory does not grow with the cases
         ids = sorted(pairs) if part == "all" else [i for i in data.split.parts()[part] if i in pairs]
         ids = [i for i in ids if part != subset or i not in left_out]
         if not ids:
             raise no_cases(data.split.name, part, data_root, trained_on_it=False)
-        rows = data.arrays.index(ids)
-        probs = pred.probabilities(data.arrays.images[rows], batch_size, tta)
-        gts = [read_mask(pairs[i].mask) for i in tqdm(ids, desc=f"reading {part} masks", leave=False)]
-        return ids, probs, gts
+        step = batch_size * 8  # whole batches, so the authors' per-batch pooling is unchanged
+        for start in tqdm(range(0, len(ids), step), desc=f"scoring {part}", unit="chunk", leave=False):
+            chunk = ids[start : start + step]
+            yield chunk, pred.probabilities(data.arrays.images[data.arrays.index(chunk)], batch_size, tta)
 
-    thr, chosen_on = _threshold(threshold, subset, probs_and_gts)
-    ids, probs, gts = probs_and_gts(subset)
-    cases = [score_case(i, to_original_size(p, *g.shape) > thr, g, height=g.shape[0], width=g.shape[1])
-             for i, p, g in zip(ids, probs, gts)]  # fmt: skip
-    extra = {
+    def mask_of(case: str) -> np.ndarray:
+        return read_mask(pairs[case].mask)
+
+    thr, chosen_on = _threshold(threshold, subset, lambda: _pick_threshold(chunks("val"), mask_of))
+    paper = (lambda ids: data.arrays.masks[data.arrays.index(ids)]) if protocol == "paper" else None
+    cases, authors = _score(chunks(subset), mask_of, thr, paper, batch_size)
+    summary = summarise(cases, {
         "checkpoint": str(checkpoint), "dataset": dataset, "split": data.split.name,
         "split_seed": data.split.seed, "subset": subset,
         "protocol": protocol, "tta": tta, "image_size": pred.image_size, "precision": pred.precision,
         "threshold": {"value": thr, "chosen_on": chosen_on},
-    }  # fmt: skip
-    if left_out:
-        extra["left_out_seen"] = {"count": len(left_out), "ids": sorted(left_out),
-                                  "why": "trained or selected on by this model (--drop-seen)"}  # fmt: skip
-    if subset == "val":
-        extra["subset_note"] = SELECTION_NOTE
-    summary = summarise(cases, extra)
-    if protocol == "paper":
-        masks = data.arrays.masks[data.arrays.index(ids)]
-        a = M.authors_protocol_dice(probs, masks, batch_size=batch_size)
-        summary["authors_protocol"] = {**a, "label": f"authors' protocol: pixels pooled per batch of "
+        **({"left_out_seen": {"count": len(left_out), "ids": sorted(left_out),
+                              "why": "trained or selected on by this model (--drop-seen)"}} if left_out else {}),
+        **({"subset_note": SELECTION_NOTE} if subset == "val" else {}),
+    })  # fmt: skip
+    if authors is not None:
+        summary["authors_protocol"] = {**authors, "label": f"authors' protocol: pixels pooled per batch of "
                                        f"{batch_size}, threshold chosen per batch on the test labels, at "
                                        f"{pred.image_size}px; not an honest estimate"}  # fmt: skip
-    elif protocol != "honest":
-        raise NexnetError(f"--protocol {protocol!r}: honest or paper")
-    say(format_summary(summary))
-    if subset == "val":
-        say(f"note: {SELECTION_NOTE}")
-    if out:
-        atomic_write_json(Path(out) / "summary.json", summary)
-        say(f"wrote {Path(out) / 'summary.json'} (per-case metrics)")
-    return summary
+    return report(summary, out, say)

@@ -18,6 +18,7 @@ from ..data import (
     refuse_seen_pixels,
     seen_pixel_cases,
 )
+from ..data.cache import is_cached
 from ..errors import NexnetError
 from ..inference import run_dir_of
 from ..models.base import read_config
@@ -106,7 +107,7 @@ def scored_data(checkpoint: str | Path, wanted: DataConfig, split_seed: int | No
             raise NexnetError(f"--subset all scores every {trained.dataset} case, and this model was trained on "
                               f"{trained.dataset}; use --subset test")  # fmt: skip
         left_out = refuse_seen_cases(trained, made[1], subset, drop_seen)
-    data = prepare_data(wanted, made=made)
+    data = prepare_data(wanted, made=_only_scored(made, subset, threshold_on_val, int(wanted.image_size)))
     left_out += _seen_by_pixels(checkpoint, data, subset, left_out, say, threshold_on_val, drop_seen)
     scored = sorted(data.arrays.ids) if subset == "all" else data.split.parts()[subset]
     if left_out and not set(scored) - set(left_out):
@@ -115,6 +116,17 @@ def scored_data(checkpoint: str | Path, wanted: DataConfig, split_seed: int | No
     if left_out:
         say(f"note: {len(left_out)} {subset} cases the model trained or was selected on are left out (--drop-seen)")
     return ScoredData(data, sorted(set(left_out)))
+
+
+def _only_scored(made: tuple, subset: str, with_val: bool, size: int) -> tuple:
+    """The discovery with only the pairs to score (and to choose the threshold on), so that nothing
+    else is decoded; unless the whole dataset is cached at ``size`` already (by training on it):
+    that cache is memory-mapped and decodes nothing."""
+    found, split, problems = made
+    if subset == "all" or is_cached(found.pairs, size):
+        return made
+    keep = set(split.parts()[subset]) | (set(split.val) if with_val else set())
+    return replace(found, pairs=[p for p in found.pairs if p.id in keep]), split, problems
 
 
 def _seen_by_pixels(checkpoint: str | Path, data: RunData, subset: str, left_out: list[str],

@@ -10,13 +10,12 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import read_mask
-from ..data.discovery import Discovery, best_mask_suffix, by_stem, list_image_files
+from ..data.discovery import Discovery, best_mask_suffix, by_stem, list_image_files, source_folders
 from ..data.readers import mask_intensity
 from ..errors import DataError, NexnetError
 from ..inference import PREDICT_RECORD, find_gt, split_part
-from ..io import atomic_write_json
 from ..outputs import refuse_foreign_files, refuse_foreign_json, refuse_inside_sources
-from .summary import format_summary, score_case, summarise
+from .summary import report, score_case, summarise
 
 PRED_SUFFIXES = ("", "_pred", "_prediction", "_mask")  # how other tools name predicted masks
 
@@ -58,7 +57,7 @@ def score(pred_dir: str | Path, gt_dir: str | Path, out: str | Path | None = Non
     if pred_dir.resolve() == gt_dir.resolve():
         raise NexnetError(f"--pred and --gt are the same folder ({gt_dir}); a folder scored against itself gets Dice 1")
     if out:
-        refuse_inside_sources(out, "--out", {"--gt": gt_dir})
+        refuse_inside_sources(out, "--out", source_folders("--gt", gt_dir, besides=[pred_dir, out]))
         if not (Path(out) / PREDICT_RECORD).is_file():  # a folder predict wrote may take its summary
             refuse_foreign_files(out, "--out", {"summary.json"})
         refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
@@ -98,8 +97,4 @@ def score(pred_dir: str | Path, gt_dir: str | Path, out: str | Path | None = Non
                                 "threshold": {"value": "stored masks", "chosen_on": "by the predictor"},
                                 "missing_predictions": missing_record, "unusable_predictions": bad_record,
                                 "problems": problems})  # fmt: skip
-    say(format_summary(summary))
-    if out:
-        atomic_write_json(Path(out) / "summary.json", summary)
-        say(f"wrote {Path(out) / 'summary.json'} (per-case metrics)")
-    return summary
+    return report(summary, out, say)

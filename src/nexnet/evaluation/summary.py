@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..io import atomic_write_json
 from . import metrics as M
 
 
@@ -26,6 +29,17 @@ def summarise(cases: list[dict[str, Any]], extra: dict[str, Any], seed: int = 0)
         "of mDice, 2000 resamples",
         "per_case": cases,
     }
+
+
+def report(summary: dict[str, Any], out: str | Path | None, say: Callable[[str], None]) -> dict[str, Any]:
+    """Print the table (and any ``subset_note``), then write ``OUT/summary.json`` when ``out`` is set."""
+    say(format_summary(summary))
+    if "subset_note" in summary:
+        say(f"note: {summary['subset_note']}")
+    if out:
+        atomic_write_json(Path(out) / "summary.json", summary)
+        say(f"wrote {Path(out) / 'summary.json'} (per-case metrics)")
+    return summary
 
 
 def score_case(case_id: str, pred: np.ndarray, gt: np.ndarray, **extra: Any) -> dict[str, Any]:

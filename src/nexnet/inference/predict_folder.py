@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import Split, read_image, read_mask
-from ..data.discovery import Discovery, by_stem, list_image_files
+from ..data.discovery import Discovery, by_stem, list_image_files, source_folders
 from ..errors import DataError, NexnetError
 from ..io import atomic_write_json
 from ..outputs import refuse_foreign_files, refuse_inside_sources
@@ -28,7 +28,10 @@ def input_images(path: Path) -> list[Path]:
         return [path]
     files = list_image_files(path, Discovery())
     if not files:
-        raise NexnetError(f"{path}: no image files in this folder")
+        holding = [d for d in sorted(path.rglob("*")) if d.is_dir() and list_image_files(d, Discovery())][:3]
+        hint = (f"; these subfolders hold images: {', '.join(str(d) for d in holding)}: pass one as --input"
+                if holding else "")  # a dataset's root, say (PH2 nests each case)  # fmt: skip
+        raise NexnetError(f"{path}: no image files in this folder{hint}")
     return files
 
 
@@ -44,7 +47,9 @@ PREDICT_RECORD = "predict.json"  # marks a folder predict wrote, so a rerun may 
 
 
 def _check_out(inp: Path, out: Path, gt: Path | None) -> None:
-    refuse_inside_sources(out, "--out", {"--input": inp, "--gt": gt})
+    refuse_inside_sources(
+        out, "--out", {**source_folders("--input", inp, besides=[out]), **source_folders("--gt", gt, besides=[out])}
+    )
     if not (out / PREDICT_RECORD).is_file():
         refuse_foreign_files(out, "--out", ours=())
 

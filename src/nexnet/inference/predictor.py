@@ -37,6 +37,11 @@ class Predictor:
     graphs: bool = True
     _graphed: dict[tuple[int, ...], GraphedForward] = field(default_factory=dict, init=False, repr=False)
 
+    def __repr__(self) -> str:  # one line, not the whole network
+        name = getattr(self.model, "model_name", type(self.model).__name__)
+        return (f"Predictor({name}, {self.image_size}px, {self.device}, threshold {self.threshold:g}, "
+                f"{self.precision}, checkpoint {self.checkpoint!r})")  # fmt: skip
+
     @classmethod
     def load(cls, checkpoint: str | Path, device: str = "auto", fast_layout: bool = True,
              amp: bool | str = False, graphs: bool = True) -> Predictor:  # fmt: skip

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from ..errors import NexnetError
-from ..io import atomic_directory, atomic_write_bytes, atomic_write_json
+from ..io import atomic_directory, atomic_write_bytes, atomic_write_json, restore_interrupted
 from .registry import create_model, upgrade_config
 
 WEIGHTS_NAME = "model.safetensors"
@@ -86,6 +86,7 @@ def checkpoint_folder(path: str | os.PathLike) -> tuple[Path, str]:
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     """Validate a checkpoint folder and return its ``config.json``; refuses pickles with a clear line."""
     path = Path(directory)
+    restore_interrupted(path)  # a kill between the two renames of a save
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES or _looks_like_pickle(path):
             raise NexnetError(

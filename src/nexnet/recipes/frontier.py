@@ -26,7 +26,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..errors import NexnetError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, restore_interrupted
 from ..models import create_model
 from ..models.registry import list_models, model_keywords
 from ..profile import count_flops, count_parameters
@@ -143,6 +143,7 @@ def width_keywords(model: str, width: Fraction) -> dict[str, Any]:
 def train_command(plan: FrontierPlan, point: Point) -> list[str]:
     """The ``nexnet train`` command line of one run (resumed when its folder holds one)."""
     run = plan.runs / point.name
+    restore_interrupted(run / "last")  # a kill between the two renames of a save
     if (run / "last" / "state.json").is_file():
         return [sys.executable, "-m", "nexnet", "train", "--out", str(run), "--resume", "--quiet",
                 *(["--threads", str(plan.threads)] if plan.threads else [])]  # fmt: skip

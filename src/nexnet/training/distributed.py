@@ -40,13 +40,13 @@ def barrier(env: DistEnv) -> None:
         dist.barrier()
 
 
-def all_agree(flag: bool, env: DistEnv, device: torch.device) -> bool:
-    """True only if ``flag`` holds on every rank (so all ranks skip or step together)."""
+def all_finite(finite: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """``finite`` (a bool tensor) and-ed over every rank, on the device: no rank waits for its host."""
     if env.world == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+        return finite
+    t = finite.to(torch.float32)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item() > 0)
+    return t > 0
 
 
 def from_main(value: float, env: DistEnv, device: torch.device) -> float:

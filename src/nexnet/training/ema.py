@@ -36,9 +36,13 @@ class WeightAverage:
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
     @torch.no_grad()
-    def update(self) -> None:
-        """Move the average towards the source model's weights and buffers, once."""
-        torch._foreach_lerp_(self._averaged, self._current, 1.0 - self.current_decay())
+    def update(self, taken: torch.Tensor | None = None) -> None:
+        """Move the average towards the source model's weights and buffers, once; where ``taken`` (a
+        bool tensor: was the optimizer step taken?) is false, the floating tensors stay as they are,
+        decided on the device."""
+        targets = self._current if taken is None else [torch.where(taken, b, a) for a, b in
+                                                         zip(self._averaged, self._current)]  # fmt: skip
+        torch._foreach_lerp_(self._averaged, targets, 1.0 - self.current_decay())
         for a, b in self._copied:
             a.copy_(b)
         self.updates += 1

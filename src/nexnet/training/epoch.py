@@ -50,13 +50,15 @@ class Stepper:
 def fit_epoch(s: Stepper, batches: Iterable[Batch], state: dict[str, Any]) -> dict[str, float]:
     """Train on ``batches`` once; returns the epoch's loss, skipped batches and diagnostics.
 
-    A non-finite loss skips its step on every rank (counted as ``skipped_batches``).
-    ``state["optimizer_steps"]`` counts the steps taken.
+    A non-finite loss skips its step on every rank (counted as ``skipped_batches``), decided on the
+    device as GradScaler decides an overflow: with the fused optimizer, no step waits for the host.
+    The loss sum and counts stay on the device and are read once, at the end (the bar reads them
+    every ``SHOW_EVERY`` steps). ``state["optimizer_steps"]`` counts the steps taken.
     """
     s.net.train()
     norms = GradientNorms(s.grad_clip)
-    total, seen, skipped = 0.0, 0, 0
-    start = time.time()
+    sums = torch.zeros(3, dtype=torch.float64, device=s.device)  # loss x images, images, steps taken
+    batches_seen, start = 0, time.time()
     for i, batch in enumerate(batches):
         if i == 0:
             with s.probe.recording(), autocast(s.amp, s.device):
@@ -65,21 +67,40 @@ def fit_epoch(s: Stepper, batches: Iterable[Batch], state: dict[str, Any]) -> di
             with autocast(s.amp, s.device):
                 logits = s.net(batch.images)
         loss = s.loss_fn(logits, batch.masks)
-        if not D.all_agree(bool(torch.isfinite(loss)), s.env, s.device):
-            skipped += 1
-            continue
-        s.optimizer.zero_grad(set_to_none=True)
-        s.scaler.scale(loss).backward()
-        s.scaler.unscale_(s.optimizer)
-        norms.clip_and_record(s.parameters)
-        s.scaler.step(s.optimizer)
-        s.scaler.update()
-        if s.average is not None:
-            s.average.update()
-        state["optimizer_steps"] += 1
-        total += loss.item() * len(batch.index)
-        seen += len(batch.index)
-        if hasattr(batches, "set_postfix"):
-            batches.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.time() - start):.1f}")
-    return {"train_loss": total / seen if seen else math.nan, "skipped_batches": skipped,
+        finite = D.all_finite(torch.isfinite(loss.detach()), s.env)
+        _step(s, loss, finite, norms)
+        n = len(batch.index)
+        taken = finite.to(torch.float64)
+        sums += torch.stack([torch.where(finite, loss.detach().double() * n, 0.0), taken * n, taken])
+        batches_seen += 1
+        if hasattr(batches, "set_postfix") and batches_seen % SHOW_EVERY == 0:
+            loss_sum, seen, _ = sums.tolist()
+            batches.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", img_s=f"{seen / (time.time() - start):.1f}")
+    loss_sum, seen, steps = sums.tolist()
+    state["optimizer_steps"] += int(steps)
+    return {"train_loss": loss_sum / seen if seen else math.nan, "skipped_batches": batches_seen - int(steps),
             **norms.summary(), **s.probe.take()}  # fmt: skip
+
+
+SHOW_EVERY = 25  # steps between the progress bar's loss readings (each one waits for the device)
+
+
+def _step(s: Stepper, loss: torch.Tensor, finite: torch.Tensor, norms: GradientNorms) -> None:
+    """Backward, clipping and the optimizer step, skipped on the device where ``finite`` is false
+    (the fused kernel's ``found_inf``); an optimizer without it asks the host instead."""
+    device_skip = getattr(s.optimizer, "_step_supports_amp_scaling", False)
+    if not device_skip and not bool(finite):
+        return
+    s.optimizer.zero_grad(set_to_none=True)
+    s.scaler.scale(loss).backward()
+    s.scaler.unscale_(s.optimizer)
+    norms.clip_and_record(s.parameters)
+    if device_skip and not s.scaler.is_enabled():  # GradScaler passes its own found_inf when enabled
+        s.optimizer.found_inf = (~finite).to(torch.float32)
+    try:
+        s.scaler.step(s.optimizer)
+    finally:
+        s.optimizer.__dict__.pop("found_inf", None)
+    s.scaler.update()
+    if s.average is not None:
+        s.average.update(finite)

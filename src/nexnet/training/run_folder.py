@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..errors import NexnetError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, restore_interrupted
 from ..models.registry import upgrade_config
 from ..outputs import refuse_foreign_files, refuse_inside_sources
 from .config import dump, load_yaml
@@ -48,6 +48,8 @@ class RunFolder:
                                ours_prefix: Iterable[str] = ()) -> None:  # fmt: skip
         """One line, before anything is decoded, when the folder holds a run and ``resume`` is off, lies
         inside a data root, or holds files nexnet did not write."""
+        for checkpoint in (self.last, self.best):  # a kill between the two renames of a save
+            restore_interrupted(checkpoint)
         if not resume and self.last.exists():
             raise NexnetError(f"{self.path}: already holds a run; pass --resume to continue it, "
                               "or choose another --out")  # fmt: skip

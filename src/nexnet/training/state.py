@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from ..errors import NexnetError
-from ..io import atomic_directory, atomic_write_bytes, atomic_write_json
+from ..io import atomic_directory, atomic_write_bytes, atomic_write_json, restore_interrupted
 from ..models.base import CONFIG_NAME, checkpoint_config, state_dict_tensors
 
 TENSOR = "__tensor__"
@@ -91,6 +91,7 @@ def _keep_implementation(saved: dict[str, Any], optimizer: torch.optim.Optimizer
 def load_training_state(directory: Path, model: torch.nn.Module,
                         optimizer: torch.optim.Optimizer) -> dict[str, Any]:  # fmt: skip
     """Restore model, optimizer and RNG from ``directory``; return the rest of ``state.json``."""
+    restore_interrupted(directory)  # a kill between the two renames of a save
     files = [directory / n for n in ("model.safetensors", "state.safetensors", "state.json")]
     if not all(f.is_file() for f in files):
         raise NexnetError(f"{directory}: no resumable state (needs model.safetensors, state.safetensors, "
