@@ -6,7 +6,8 @@
 
 Each candidate is one ``nexnet frontier`` sitting of its own (its own ``--out``: a changed recipe is
 another protocol) at the base frontier's chosen setting: the same model, width, image size, budget,
-seeds, split and machine sharing (two runs at a time, one thread each). Every run's best checkpoint
+seeds, split and machine sharing (two runs at a time, one thread each: the candidates run in pairs,
+side by side, so give an even number). Every run's best checkpoint
 is then scored on its validation cases (``evaluate --subset val``: selection data) and the candidate
 is compared with the base runs image by image, each image's Dice averaged over seeds, with a paired
 bootstrap CI. A candidate is kept only if its validation CI lies above zero. The test difference
@@ -30,14 +31,22 @@ CANDIDATES = {  # name -> the frontier flags that make it
 }
 
 
-def frontier(args: argparse.Namespace, out: Path, flags: list[str]) -> None:
-    """One frontier sitting at the base setting (finished points are skipped)."""
+def frontiers(args: argparse.Namespace, sittings: dict[Path, list[str]]) -> None:
+    """The candidates' frontier sittings at the base setting, all at once: one sitting trains its
+    seeds one after another, so two candidates side by side keep two runs on the machine, each on
+    one thread, as the base frontier ran (finished points are skipped)."""
+    running = [subprocess.Popen(_frontier_command(args, out, flags)) for out, flags in sittings.items()]
+    if any(proc.wait() for proc in running):
+        raise SystemExit("a frontier sitting failed; see its logs/ folder")
+
+
+def _frontier_command(args: argparse.Namespace, out: Path, flags: list[str]) -> list[str]:
     command = [sys.executable, "-m", "nexnet", "frontier", "--dataset", args.dataset, "--data-root", args.data_root,
                "--split", args.split, "--models", "nexnet_seg", "--widths", args.width, "--image-size", str(args.size),
                "--budgets", f"{args.budget:g}", "--seeds", str(args.seeds), "--jobs", "2", "--threads", "1",
                "--out", str(out), "--quiet", *flags]  # fmt: skip
     print(" ".join(command[2:]), flush=True)
-    subprocess.run(command, check=True)
+    return command
 
 
 def validation_dice(args: argparse.Namespace, runs: Path, names: list[str]) -> list[dict[str, float]]:
@@ -87,17 +96,21 @@ def main() -> None:
     names, base = point_names(args), Path(args.base)
     base_val = seed_mean(validation_dice(args, base / "runs", names))
     base_test = seed_mean([json.loads((base / "points" / f"{n}.json").read_text())["test_dice"] for n in names])
+    names_wanted = args.candidates.split(",")
+    if len(names_wanted) % 2:
+        raise SystemExit("--candidates: give an even number, so that two runs share the machine as in the base")
+    frontiers(args, {Path(args.out) / name: CANDIDATES[name] for name in names_wanted})
     rows = {}
-    for name in args.candidates.split(","):
+    for name in names_wanted:
         out = Path(args.out) / name
-        frontier(args, out, CANDIDATES[name])
         val = seed_mean(validation_dice(args, out / "runs", names))
         points = [json.loads((out / "points" / f"{n}.json").read_text()) for n in names]
         test = seed_mean([pt["test_dice"] for pt in points])
         rows[name] = {"flags": CANDIDATES[name], "val": compare(val, base_val), "test": compare(test, base_test),
-                      "epochs": sum(pt["epochs"] for pt in points) / len(points), "kept": False}  # fmt: skip
+                      "epochs": sum(pt["epochs"] for pt in points) / len(points), "kept": False,
+                      "val_dice_seed_mean": val, "base_val_dice_seed_mean": base_val}  # fmt: skip
         rows[name]["kept"] = rows[name]["val"]["ci95"][0] > 0
-        Path(args.out, "lift.json").write_text(json.dumps(rows, indent=2) + "\n")  # after each candidate
+        Path(args.out, "lift.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [f"NExNet Seg {args.width} at {args.size} px, {args.budget:g} min, {args.seeds} seeds, against the base "
              f"runs in {base}; candidate minus base, per image averaged over seeds, paired 95% CI.", "",
              "| candidate | flags | epochs | validation (decides) | test (reported only) | kept |",
