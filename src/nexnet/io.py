@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -77,14 +78,22 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic rename (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
-    kernel, the C library or the file system cannot."""
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """The C library's ``renameat2``, looked up once (None where it has none)."""
     import ctypes
 
     try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+        return ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):
+        return None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic rename (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    kernel, the C library or the file system cannot."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
         return False
     at_fdcwd, rename_exchange = -100, 2
     return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
