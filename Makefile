@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned, from TORCH_INDEX when given (e.g. PyTorch's CPU index: on Linux, PyPI's
 	# wheel is the CUDA build); the package's own install then keeps it.
 	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,onnx,serve]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,onnx,serve,deploy]"
 	@touch $(STAMP)
 
 test: $(STAMP)

@@ -16,5 +16,5 @@ def test_demo_runs_end_to_end_on_synthetic_data(tmp_path):
 
 
 def test_a_trained_demo_model_gets_no_warning():
-    assert undertrained({"best_dice": 0.93, "epoch": 40, "elapsed": 118.0}, 120) == ""
-    assert "--seconds 360" in undertrained({"best_dice": 0.0, "epoch": 1, "elapsed": 82.0}, 120)
+    assert undertrained({"best_score": 0.93, "epoch": 40, "elapsed": 118.0}, 120) == ""
+    assert "--seconds 360" in undertrained({"best_score": 0.0, "epoch": 1, "elapsed": 82.0}, 120)

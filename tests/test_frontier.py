@@ -245,3 +245,12 @@ def test_points_another_command_added_count_in_selection_and_the_skip_rule(tmp_p
     assert asked == [("unet", "1/8", 1.0, 0), ("unet", "1/4", 1.0, 0)]  # both 0.2 under 1/16: no second seed
     assert {k["width"] for k in result["skipped_seeds"]} == {"1/8", "1/4"}
     assert result["frontiers"][0]["families"]["unet"]["width"] == "1/16"
+
+
+def test_a_later_command_at_other_budgets_keeps_the_earlier_skip_records(tmp_path, data, monkeypatch):
+    fake_runs(monkeypatch, lambda m, w, b, s: 0.8 - (0.05 if (m, w) == ("unet", Fraction(1, 8)) else 0.0))
+    F.run_frontier(plan_for(tmp_path, data, budgets=[1.0]), say=lambda _: None)
+    result = F.run_frontier(plan_for(tmp_path, data, widths=[Fraction(1, 4)], budgets=[2.0], seeds=1),
+                            say=lambda _: None)  # fmt: skip
+    assert [(k["model"], k["width"], k["budget_min"]) for k in result["skipped_seeds"]] == [("unet", "1/8", 1.0)]
+    assert "up to 2 seed(s) per point" in (tmp_path / "f" / "frontier.md").read_text()

@@ -297,7 +297,7 @@ def test_an_early_stopped_run_says_it_is_finished_before_anything_about_epochs()
     state = {"epoch": 4, "since_best": 2, "elapsed": 10.0}  # stopped early on its last epoch
     assert (
         _nothing_left(tc, state, [])
-        == "already stopped early (2 epochs without a better val Dice): best/ holds its model"
+        == "already stopped early (2 epochs without a better val mDice): best/ holds its model"
     )
     assert _nothing_left(tc, {**state, "since_best": 1}, []).startswith("already trained for --epochs 4")
     assert _nothing_left(tc, {**state, "epoch": 3, "since_best": 1}, []) is None

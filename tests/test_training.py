@@ -104,7 +104,7 @@ def test_same_seed_gives_identical_metrics(data, tmp_path):
     a = train(tiny_cfg(data), tmp_path / "a", quiet=True)
     b = train(tiny_cfg(data), tmp_path / "b", quiet=True)
     cols = lambda run: [r.split(",")[1:5] for r in log_rows(run)]  # losses and val metrics
-    assert cols(tmp_path / "a") == cols(tmp_path / "b") and a["best_dice"] == b["best_dice"]
+    assert cols(tmp_path / "a") == cols(tmp_path / "b") and a["best_score"] == b["best_score"]
 
 
 def test_checkpoint_write_is_atomic(data, tmp_path, monkeypatch):

@@ -12,6 +12,11 @@ from .errors import NexnetError
 # What nexnet writes into a run folder (train, pretrain, reproduce) or an output folder.
 RUN_FILES = {"config.yaml", "split.json", "best", "last", "log.csv", "curves.png", "eval", "train_done.json",
              "images.json", "recon.png", "pretrain_done.json", "summary.json"}  # fmt: skip
+# Beside a checkpoint: the split it was trained on, and pixel hashes of the images it trained and was
+# selected on.
+SPLIT = "split.json"
+PREDICT_RECORD = "predict.json"  # marks a folder predict wrote, so a rerun may replace its masks
+SEEN = "seen_images.json"
 # What a checkpoint folder holds (evaluate writes its summary.json there by default).
 CHECKPOINT_FILES = {"model.safetensors", "config.json", "split.json", "seen_images.json", "state.json",
                     "state.safetensors", "summary.json"}  # fmt: skip

@@ -105,3 +105,8 @@ def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def precision_name(amp: torch.dtype | None) -> str:
+    """How a run or a predictor computes: ``float32``, or ``bfloat16 autocast`` / ``float16 autocast``."""
+    return "float32" if amp is None else f"{str(amp).removeprefix('torch.')} autocast"

@@ -33,6 +33,9 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.add_argument("--amp", action="store_true", help=AMP_INFERENCE_HELP)
     e.add_argument("--no-graphs", action="store_true", help=NO_GRAPHS_HELP)
+    e.add_argument("--onnx", default=None, help="compute the masks with this export of the checkpoint (onnxruntime)")
+    e.add_argument("--openvino", default=None,
+                   help="compute the masks with this export of the checkpoint (OpenVINO, e.g. int8)")  # fmt: skip
     return e
 
 
@@ -43,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
     evaluate(checkpoint, args.dataset, args.data_root, args.split, args.subset, args.threshold,
              args.tta, args.protocol, args.out, args.device, amp=args.amp,
              split_seed=args.split_seed, graphs=not args.no_graphs, to_own_folder=True,
-             skip_bad=args.skip_bad, drop_seen=args.drop_seen)  # fmt: skip
+             skip_bad=args.skip_bad, drop_seen=args.drop_seen, onnx=args.onnx, openvino=args.openvino)  # fmt: skip
     return 0

@@ -72,31 +72,6 @@ def checkpoint_with_note(path: str) -> str:
     return str(folder)
 
 
-def refuse_changes_on_resume(saved: dict, asked: dict, out: object, allowed: tuple[str, ...]) -> None:
-    """``--resume`` continues a run as it was saved. A value the command line sets (``asked``, nested
-    like ``saved``) that differs from the saved run is refused in one line, never silently ignored;
-    repeating the run's own command with ``--resume`` is fine. ``allowed``: ``section.key`` names a
-    resumed run may take anew."""
-    for key, value in _flat(asked).items():
-        if key in allowed:
-            continue
-        before = _flat(saved).get(key)
-        if before != value:
-            raise NexnetError(f"--resume: {key} is {before!r} in the run in {out}, {value!r} on this command line; "
-                              f"a resumed run takes only {', '.join(allowed)} anew; choose a new --out to change "
-                              "anything else")  # fmt: skip
-
-
-def _flat(nested: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in nested.items():
-        if isinstance(v, dict) and not prefix:
-            out.update(_flat(v, f"{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 class DefaultsFormatter(argparse.HelpFormatter):
     """Help that shows each option's default, unless it is unset (None, False) or the help names it."""
 

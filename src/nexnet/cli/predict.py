@@ -15,6 +15,8 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        "ground-truth folders.")  # fmt: skip
     p.add_argument("--checkpoint", "--model_path", default=None, help="a best/ folder (save_pretrained)")
     p.add_argument("--onnx", default=None, help="run an exported ONNX file through onnxruntime instead")
+    p.add_argument("--openvino", default=None,
+                   help="run a folder from 'nexnet export --format openvino' (float32 or int8) instead")  # fmt: skip
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--out", required=True, help="output folder (never the input folder)")
     p.add_argument("--overlay", action="store_true", help="also write contour overlays")
@@ -33,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = checkpoint_with_note(args.checkpoint) if args.checkpoint else None
     result = predict(checkpoint, args.input, args.out, args.overlay, args.gt, args.tta, args.device,
                      onnx=args.onnx, amp=args.amp, graphs=not args.no_graphs, split_file=args.split_file,
-                     subset=args.subset)  # fmt: skip
+                     subset=args.subset, openvino=args.openvino)  # fmt: skip
     return 1 if result["failed"] else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import NexnetError
-from .flags import add_data_flags, csv_list, refuse_changes_on_resume
+from .flags import add_data_flags, csv_list
 
 
 def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,7 +39,7 @@ RESUMABLE = ("epochs", "max_minutes", "device", "workers", "data_roots")
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..training import PRETRAIN_DEFAULTS, RunFolder, pretrain
+    from ..training import PRETRAIN_DEFAULTS, RunFolder, pretrain, refuse_changes_on_resume
 
     out = Path(args.out)
     flags = {"datasets": csv_list(args.dataset) if args.dataset else None,

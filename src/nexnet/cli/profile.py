@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         create_model(unknown[0])  # raises with the list of names and close matches
     check_count(args.batch_size, "--batch-size", 1, 1)
     for name in names:  # every size checked before the first measurement
-        check_image_size(args.image_size, create_model(name, **keywords).size_multiple, name)
+        check_image_size(args.image_size, create_model(name, **keywords).size_multiple, name, "--image-size")
     rows = []
     for name in names:
         model = create_model(name, **keywords)

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..evaluation import score
-    from ..inference import PREDICT_RECORD
+    from ..outputs import PREDICT_RECORD
 
     same = Path(args.pred).resolve() == Path(args.gt).resolve()  # refused by score itself, in its words
     if not args.out and not same and not (Path(args.pred) / PREDICT_RECORD).is_file():

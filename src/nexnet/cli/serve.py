@@ -18,6 +18,8 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     v.add_argument("--checkpoint", default=None, help="a best/ folder or a run folder")
     v.add_argument("--onnx", default=None, help="run this exported ONNX file through onnxruntime (with "
                    "--checkpoint, that folder describes the model)")  # fmt: skip
+    v.add_argument("--openvino", default=None, help="run this folder from 'nexnet export --format openvino' "
+                   "(float32 or int8; with --checkpoint, that folder describes the model)")  # fmt: skip
     v.add_argument("--host", default="127.0.0.1", help="address to listen on; anything but this machine's "
                    "own gets a warning (no authentication)")  # fmt: skip
     v.add_argument("--port", type=int, default=8000)
@@ -39,4 +41,4 @@ def run(args: argparse.Namespace) -> int:
     if args.max_batch is not None and args.max_batch < 1:
         raise NexnetError(f"--max-batch {args.max_batch}: must be at least 1")
     return serve(checkpoint, args.onnx, args.host, args.port, args.device, args.amp, args.tta, args.max_batch,
-                 args.max_upload_mb)  # fmt: skip
+                 args.max_upload_mb, openvino=args.openvino)  # fmt: skip

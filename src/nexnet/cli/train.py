@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..errors import NexnetError
-from .flags import add_data_flags, refuse_changes_on_resume
+from .flags import add_data_flags
 
 
 def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -49,74 +48,31 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return t
 
 
-RESUMABLE = ("train.epochs", "train.max_minutes", "train.device", "data.data_root", "data.workers")
+# The config key each flag sets: the command line maps flags to keys, and errors name the flag.
+FLAGS = {
+    "model.name": "--model", "data.dataset": "--dataset", "data.data_root": "--data-root", "data.split": "--split",
+    "data.seed": "--split-seed", "data.image_size": "--image-size", "data.mask_suffix": "--mask-suffix",
+    "data.skip_bad": "--skip-bad", "data.workers": "--workers", "train.epochs": "--epochs",
+    "train.batch_size": "--batch-size", "train.device": "--device", "train.amp": "--amp", "train.seed": "--seed",
+    "train.max_minutes": "--max-minutes", "train.compile": "--compile",
+}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training import DEFAULTS, RunConfig, RunFolder, merge, train
+    from ..training import resolve_run, train
 
     if args.freeze_encoder and not args.ssl_checkpoint:
         raise NexnetError("--freeze-encoder goes with --ssl-checkpoint")
-    out = Path(args.out)
-    asked = _asked(args)
-    if args.resume:
-        saved = RunFolder(out).read_run_config()
-        refuse_changes_on_resume(saved.to_dict(), _as_built(saved, asked), out, RESUMABLE)
-        cfg = saved.merged({section: {k: v for k, v in values.items() if f"{section}.{k}" in RESUMABLE}
-                            for section, values in asked.items()})  # fmt: skip
-    else:
-        cfg = RunConfig.from_dict(merge(DEFAULTS, asked))  # as training.resolve does
-    train(cfg, out, resume=args.resume, quiet=args.quiet)
+    ssl = None
+    if args.ssl_checkpoint:  # after --set: the encoder named on the command line is the one fused
+        ssl = {"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
+               "train": {"ssl_checkpoint": args.ssl_checkpoint}}  # fmt: skip
+    resolved = resolve_run(args.config, args.set, _flags(args), args.out, args.resume, ssl, FLAGS)
+    train(resolved, args.out, resume=args.resume, quiet=args.quiet)
     return 0
 
 
 def _flags(args: argparse.Namespace) -> dict:
     """The config keys the flags set (``section__key``; None: not given)."""
-    return dict(
-        model__name=args.model, data__dataset=args.dataset, data__data_root=args.data_root,
-        data__split=args.split, data__seed=args.split_seed, data__image_size=args.image_size,
-        data__mask_suffix=args.mask_suffix, data__skip_bad=args.skip_bad or None,
-        data__workers=args.workers, train__epochs=args.epochs, train__batch_size=args.batch_size,
-        train__device=args.device, train__amp=args.amp or None, train__seed=args.seed,
-        train__max_minutes=args.max_minutes, train__compile=args.compile or None,
-    )  # fmt: skip
-
-
-def _asked(args: argparse.Namespace) -> dict:
-    """What this command line sets, nested like a config, in ``resolve``'s order; --ssl-checkpoint last.
-    Paths are made absolute, as a run records them."""
-    from ..training.config import requested
-
-    asked = requested(args.config, args.set, **_flags(args))
-    if args.ssl_checkpoint:
-        ssl = {"model": {"ssl": True, "freeze_ssl": bool(args.freeze_encoder)},
-               "train": {"ssl_checkpoint": args.ssl_checkpoint}}  # fmt: skip
-        asked = {section: {**asked.get(section, {}), **ssl.get(section, {})} for section in {*asked, *ssl}}
-    return _absolute(asked)
-
-
-def _absolute(asked: dict) -> dict:
-    data, tc = asked.get("data", {}), asked.get("train", {})
-    if data.get("data_root"):
-        data["data_root"] = str(Path(data["data_root"]).resolve())
-    if data.get("split") and Path(str(data["split"])).is_file():
-        data["split"] = str(Path(data["split"]).resolve())
-    if tc.get("ssl_checkpoint"):
-        tc["ssl_checkpoint"] = str(Path(tc["ssl_checkpoint"]).resolve())
-    return asked
-
-
-def _as_built(saved, asked: dict) -> dict:  # noqa: ANN001 - a RunConfig, imported lazily
-    """``asked`` with its model keys as the model would record them, built on the saved run's keywords
-    (a form made custom by another keyword, defaults a release filled in)."""
-    wanted = asked.get("model")
-    if not wanted or wanted.get("name", saved.model_name) != saved.model_name:
-        return asked
-    from ..models import create_model
-
-    try:
-        kwargs = {k: v for k, v in wanted.items() if k != "name"}
-        built = create_model(saved.model_name, **{**saved.model_kwargs(), **kwargs}).config
-    except (TypeError, ValueError) as e:
-        raise NexnetError(f"model: {e}") from None
-    return {**asked, "model": {k: built.get(k, v) for k, v in wanted.items()}}
+    values = {key: getattr(args, flag[2:].replace("-", "_")) for key, flag in FLAGS.items()}
+    return {key.replace(".", "__"): None if value is False else value for key, value in values.items()}

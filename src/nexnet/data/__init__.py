@@ -5,15 +5,15 @@ from .adapters import ADAPTERS, Adapter, get_adapter
 from .augment import Augment
 from .cache import ArrayCache, CaseFacts, build_arrays, resize_image, scan
 from .config import DataConfig, checked_keys
-from .discovery import Discovery, Pair
+from .discovery import MASK_SUFFIXES, Discovery, Pair, find_gt
 from .loader import Batch, BatchLoader, to_model_input
-from .prepare import SEEN, RunData, discover_and_split, prepare_data, refuse_seen_pixels, seen_pixel_cases
+from .prepare import RunData, discover_and_split, prepare_data, refuse_seen_pixels, seen_pixel_cases
 from .readers import read_image, read_image_bytes, read_mask
-from .splits import Split, build_split
+from .splits import Split, build_split, split_part
 
 __all__ = [
-    "ADAPTERS", "Adapter", "ArrayCache", "Augment", "Batch", "BatchLoader", "CaseFacts", "DataConfig", "Discovery",
-    "Pair", "RunData", "SEEN", "Split", "build_arrays", "build_split", "checked_keys", "discover_and_split",
-    "get_adapter", "prepare_data", "read_image", "read_image_bytes", "read_mask", "refuse_seen_pixels", "resize_image",
-    "scan", "seen_pixel_cases", "to_model_input",
+    "ADAPTERS", "MASK_SUFFIXES", "Adapter", "ArrayCache", "Augment", "Batch", "BatchLoader", "CaseFacts", "DataConfig",
+    "Discovery", "Pair", "RunData", "Split", "build_arrays", "build_split", "checked_keys", "discover_and_split",
+    "find_gt", "get_adapter", "prepare_data", "read_image", "read_image_bytes", "read_mask", "refuse_seen_pixels",
+    "resize_image", "scan", "seen_pixel_cases", "split_part", "to_model_input",
 ]  # fmt: skip

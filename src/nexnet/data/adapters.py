@@ -112,9 +112,7 @@ def _ph2(folder: Path, opts: dict) -> Discovery:
 def _folder(folder: Path, opts: dict) -> Discovery:
     suffix = opts.get("mask_suffix")
     if suffix is None:
-        suffix = best_mask_suffix(
-            folder / "images", folder / "masks", ("", "_segmentation", "_Segmentation", "_mask", "_lesion")
-        )
+        suffix = best_mask_suffix(folder / "images", folder / "masks")
     return pair_folders(folder / "images", folder / "masks", suffix)
 
 

@@ -8,6 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import NexnetError
+
+# How mask files are named after their image (ISIC: _segmentation; PH2: _lesion).
+MASK_SUFFIXES = ("", "_segmentation", "_Segmentation", "_mask", "_lesion")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"}
 
@@ -180,14 +184,31 @@ def pair_folders(
     return found
 
 
-def best_mask_suffix(image_dir: Path, mask_dir: Path, candidates: Iterable[str]) -> str:
+def best_mask_suffix(image_dir: Path, mask_dir: Path, candidates: Iterable[str] = MASK_SUFFIXES) -> str:
     """The candidate suffix that pairs the most files (the first on ties)."""
-    scratch = Discovery()
-    stems = {p.stem for p in list_image_files(image_dir, scratch)}
-    mask_stems = [p.stem for p in list_image_files(mask_dir, scratch)]
+    return _best_suffix({p.stem for p in list_image_files(image_dir, Discovery())}, mask_dir, candidates)
+
+
+def _best_suffix(stems: set[str], mask_dir: Path, candidates: Iterable[str]) -> str:
+    mask_stems = [p.stem for p in list_image_files(mask_dir, Discovery())]
     best, best_n = "", -1
     for suffix in candidates:
         n = sum(1 for s in mask_stems if s.endswith(suffix) and s[: len(s) - len(suffix)] in stems)
         if n > best_n:
             best, best_n = suffix, n
     return best
+
+
+def find_gt(gt_dir: Path | None, stems: list[str]) -> dict[str, Path]:
+    """The ground-truth mask of each of ``stems`` in ``gt_dir``, under the suffix that pairs the most
+    (:data:`MASK_SUFFIXES`); empty without a folder.
+
+    Raises:
+        NexnetError: ``gt_dir`` is not a folder.
+    """
+    if gt_dir is None:
+        return {}
+    if not gt_dir.is_dir():
+        raise NexnetError(f"--gt {gt_dir}: not a folder")
+    suffix = _best_suffix(set(stems), gt_dir, MASK_SUFFIXES)
+    return by_stem(list_image_files(gt_dir, Discovery()), Discovery(), strip=suffix)

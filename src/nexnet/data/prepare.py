@@ -15,8 +15,6 @@ from .config import DataConfig
 from .discovery import Discovery
 from .splits import Split, build_split, cross_part_duplicates
 
-SEEN = "seen_images.json"  # beside a checkpoint: pixel hashes of the images it trained and was selected on
-
 
 @dataclass
 class RunData:

@@ -166,3 +166,17 @@ def cross_part_duplicates(split: Split, hashes: dict[str, str]) -> list[str]:
             named = ", ".join(f"{i} ({part_of[i]})" for i in sorted(ids))
             out.append(f"identical images across parts: {named}")
     return out
+
+
+def split_part(split_file: str | Path | None, subset: str) -> set[str] | None:
+    """The case ids of one part (``train``, ``val`` or ``test``) of a ``split.json``; None without a file.
+
+    Raises:
+        DataError: the part is empty, or the file is not a split.
+    """
+    if split_file is None:
+        return None
+    ids = set(Split.load(split_file).parts()[subset])
+    if not ids:
+        raise DataError(f"--split-file {split_file}: its {subset} part is empty")
+    return ids

@@ -2,8 +2,17 @@
 summaries and the authors' protocol."""
 
 from .evaluator import evaluate
-from .metrics import batch_dice_iou, case_metrics
+from .metrics import VALIDATION_METRICS, batch_dice_iou, batch_metrics, case_metrics
 from .scorer import score
 from .summary import format_summary, summarise
 
-__all__ = ["batch_dice_iou", "case_metrics", "evaluate", "format_summary", "score", "summarise"]
+__all__ = [
+    "VALIDATION_METRICS",
+    "batch_dice_iou",
+    "batch_metrics",
+    "case_metrics",
+    "evaluate",
+    "format_summary",
+    "score",
+    "summarise",
+]

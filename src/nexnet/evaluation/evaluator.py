@@ -12,15 +12,14 @@ from tqdm import tqdm
 
 from ..data import DataConfig, Split, read_mask
 from ..errors import NexnetError
-from ..inference import Predictor, run_dir_of, to_original_size
+from ..inference import Predictor, mask_at_size, to_original_size
+from ..inference.backends import load_predictor, refuse_other_model
+from ..models.checkpoint import Checkpoint
 from ..outputs import CHECKPOINT_FILES, refuse_foreign_files, refuse_foreign_json, refuse_inside_sources
 from ..runtime import slow_autocast_note
 from . import metrics as M
 from .scored_cases import no_cases, scored_data
 from .summary import report, score_case, summarise
-
-THRESHOLD_GRID = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
-
 
 Chunks = Iterator[tuple[list[str], np.ndarray]]  # case ids and their probabilities at network size
 
@@ -28,14 +27,14 @@ Chunks = Iterator[tuple[list[str], np.ndarray]]  # case ids and their probabilit
 def _pick_threshold(chunks: Chunks, mask_of: Callable[[str], np.ndarray]) -> float:
     """The grid threshold with the best mean per-case Dice on the validation cases (original size),
     case by case: one mask and one upsampled map in memory at a time."""
-    sums, n = np.zeros(len(THRESHOLD_GRID)), 0
+    sums, n = np.zeros(len(M.THRESHOLD_GRID)), 0
     for ids, probs in chunks:
         for case, p in zip(ids, probs):
             g = mask_of(case)
             up = to_original_size(p, *g.shape)
-            sums += [M.case_metrics(up > t, g, with_hd95=False)["dice"] for t in THRESHOLD_GRID]
+            sums += [M.case_metrics(up > t, g, with_hd95=False)["dice"] for t in M.THRESHOLD_GRID]
             n += 1
-    return float(THRESHOLD_GRID[int(np.argmax(sums / max(n, 1)))])  # the first best, as the grid is ordered
+    return float(M.THRESHOLD_GRID[int(np.argmax(sums / max(n, 1)))])  # the first best, as the grid is ordered
 
 
 def _score(chunks: Chunks, mask_of: Callable[[str], np.ndarray], thr: float,
@@ -47,7 +46,7 @@ def _score(chunks: Chunks, mask_of: Callable[[str], np.ndarray], thr: float,
     for ids, probs in chunks:
         for case, p in zip(ids, probs):
             g = mask_of(case)
-            cases.append(score_case(case, to_original_size(p, *g.shape) > thr, g, height=g.shape[0], width=g.shape[1]))
+            cases.append(score_case(case, mask_at_size(p, *g.shape, thr), g, height=g.shape[0], width=g.shape[1]))
         if paper_masks is not None:
             authors.append(M.authors_protocol_dice(probs, paper_masks(ids), batch_size))
     return cases, (_joined_authors(authors) if paper_masks is not None else None)
@@ -66,14 +65,14 @@ SELECTION_NOTE = (
 )
 
 
-def own_folder(checkpoint: str | Path, dataset: str, split: Split, subset: str) -> Path:
+def own_folder(checkpoint: Checkpoint, dataset: str, split: Split, subset: str) -> Path:
     """Where an evaluation goes by default: ``RUN/eval/CHECKPOINT_DATASET_SPLIT_SUBSET`` (or
     ``CHECKPOINT/eval/...`` outside a run folder), one folder per evaluation, so that none replaces
     another (and retraining, which rewrites ``best/``, loses none)."""
     safe = lambda text: re.sub(r"[^A-Za-z0-9.-]+", "-", str(text)).strip("-")  # noqa: E731
-    run = run_dir_of(checkpoint)
-    name = "_".join(safe(t) for t in (Path(checkpoint).resolve().name, dataset, split.name, subset))
-    return (run / "eval" / name) if run is not None else Path(checkpoint) / "eval" / name.split("_", 1)[1]
+    run = checkpoint.run_folder
+    name = "_".join(safe(t) for t in (checkpoint.path.resolve().name, dataset, split.name, subset))
+    return (run / "eval" / name) if run is not None else checkpoint.path / "eval" / name.split("_", 1)[1]
 
 
 def _check_out(out: str | Path, data_root: str | Path) -> None:
@@ -100,23 +99,28 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
              out: str | Path | None = None, device: str = "auto", batch_size: int = 8,
              say: Callable[[str], None] = print, amp: bool | str = False,
              split_seed: int | None = None, graphs: bool = True,
-             to_own_folder: bool = False,
-             skip_bad: bool = False, drop_seen: bool = False) -> dict[str, Any]:  # fmt: skip
+             to_own_folder: bool = False, skip_bad: bool = False, drop_seen: bool = False,
+             onnx: str | Path | None = None, openvino: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Score ``checkpoint`` on ``subset`` of a split: by default the split it was trained on (its
     ``split.json``); a named split is refused if its scored cases overlap the model's own. The summary
-    goes to ``out``, or with ``to_own_folder`` to :func:`own_folder`; else nowhere."""
+    goes to ``out``, or with ``to_own_folder`` to :func:`own_folder`; else nowhere. With ``onnx`` or
+    ``openvino``, that export of the checkpoint's model computes the masks; the checkpoint still names
+    the cases the model saw."""
     if protocol not in ("honest", "paper"):
         raise NexnetError(f"--protocol {protocol!r}: honest or paper")
-    pred = Predictor.load(checkpoint, device, amp=amp, graphs=graphs)  # graphs: CUDA only
+    record = Checkpoint.read(checkpoint)  # read once: for the model, its split and the images it saw
+    pred = load_predictor(record, onnx, openvino, device, amp, graphs)
+    if onnx is not None or openvino is not None:
+        refuse_other_model(pred, record, "--onnx" if onnx is not None else "--openvino")
     if out:
         _check_out(out, data_root)
-    if note := slow_autocast_note(pred.amp, pred.device):
+    if isinstance(pred, Predictor) and (note := slow_autocast_note(pred.amp, pred.device)):
         say(f"note: {note}")
     wanted = DataConfig(dataset, str(data_root), split, image_size=pred.image_size, skip_bad=skip_bad)
-    scored = scored_data(checkpoint, wanted, split_seed, subset, say, threshold == "val", drop_seen)
+    scored = scored_data(record, wanted, split_seed, subset, say, threshold == "val", drop_seen)
     data, left_out = scored.data, set(scored.left_out)
     if not out and to_own_folder:
-        out = own_folder(checkpoint, dataset, data.split, subset)
+        out = own_folder(record, dataset, data.split, subset)
         _check_out(out, data_root)
     pairs = {p.id: p for p in data.found.pairs}
 
@@ -140,6 +144,7 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
         "checkpoint": str(checkpoint), "dataset": dataset, "split": data.split.name,
         "split_seed": data.split.seed, "subset": subset,
         "protocol": protocol, "tta": tta, "image_size": pred.image_size, "precision": pred.precision,
+        "runtime": str(pred.device), **({"export": str(onnx or openvino)} if onnx or openvino else {}),
         "threshold": {"value": thr, "chosen_on": chosen_on},
         **({"left_out_seen": {"count": len(left_out), "ids": sorted(left_out),
                               "why": "trained or selected on by this model (--drop-seen)"}} if left_out else {}),

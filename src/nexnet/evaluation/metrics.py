@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+# The thresholds a choice on validation (evaluate --threshold val) and the authors' protocol search.
+THRESHOLD_GRID = tuple(round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05))
 METRICS = ("dice", "iou", "precision", "recall", "specificity", "accuracy", "hd95")
 BOTH_EMPTY = 1.0  # the score when neither mask has foreground: nothing to find, nothing found
 
@@ -34,6 +36,18 @@ def _ratio(num: int, den: int, both_empty: bool) -> float:
     if den == 0:
         return BOTH_EMPTY if both_empty else 0.0
     return num / den
+
+
+# What validation during training scores (batch_metrics' keys, logged as val_NAME); train.select
+# picks the one that chooses best/ and stops early (higher is better). A short label for each.
+VALIDATION_METRICS = {"dice": "mDice", "iou": "mIoU"}
+
+
+def batch_metrics(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-case scores of ``(B, ...)`` binary tensors, one ``(B,)`` tensor per name of
+    :data:`VALIDATION_METRICS`, on their device, with ``case_metrics``'s empty-mask rule."""
+    dice, iou = batch_dice_iou(pred, gt)
+    return {"dice": dice, "iou": iou}
 
 
 def batch_dice_iou(pred: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,7 +145,7 @@ def authors_protocol_dice(
     are pooled and the threshold that maximises Dice on the test labels is chosen; the batch Dices
     are averaged. ``probs`` and ``gts``: ``(N, H, W)`` at network resolution.
     """
-    grid = np.asarray(thresholds if thresholds is not None else np.round(np.arange(0.05, 1.0, 0.05), 2))
+    grid = np.asarray(thresholds if thresholds is not None else THRESHOLD_GRID)
     dices, chosen = [], []
     for start in range(0, len(probs), batch_size):
         p, g = probs[start : start + batch_size], gts[start : start + batch_size].astype(bool)

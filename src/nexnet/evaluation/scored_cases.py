@@ -3,13 +3,11 @@ trained or was selected on, by id before any image is decoded, then by pixels, u
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..data import (
-    SEEN,
     DataConfig,
     RunData,
     Split,
@@ -20,8 +18,7 @@ from ..data import (
 )
 from ..data.cache import is_cached
 from ..errors import NexnetError
-from ..inference import run_dir_of
-from ..models.base import read_config
+from ..models.checkpoint import Checkpoint
 
 RETRAIN = "retrain on a split with a test part (paper, kfold:5/1 or seeded)"
 DROP_SEEN = "or pass --drop-seen to score only the cases it never saw (the rest named in summary.json)"
@@ -35,18 +32,17 @@ class ScoredData:
     left_out: list[str] = field(default_factory=list)
 
 
-def recorded_split(checkpoint: str | Path) -> tuple[Path, Split] | None:
+def recorded_split(checkpoint: str | Path | Checkpoint) -> tuple[Path, Split] | None:
     """The split a checkpoint was trained on: its ``split.json``, else its run folder's; refused if it
     no longer matches the fingerprint in the checkpoint's ``config.json``."""
-    for folder in (Path(checkpoint), run_dir_of(checkpoint)):
-        if folder is not None and (folder / "split.json").is_file():
-            split = Split.load(folder / "split.json")
-            recorded = read_config(checkpoint).get("split_sha256", {})
-            if any(split.ids_sha256(part) != digest for part, digest in recorded.items()):
-                raise NexnetError(f"{folder / 'split.json'}: differs from the split {checkpoint} was trained on "
-                                  "(its config.json's split_sha256); restore the run's split.json")  # fmt: skip
-            return folder / "split.json", split
-    return None
+    record = Checkpoint.read(checkpoint)
+    if (where := record.split_file) is None:
+        return None
+    split = Split.load(where)
+    if any(split.ids_sha256(part) != digest for part, digest in record.record.get("split_sha256", {}).items()):
+        raise NexnetError(f"{where}: differs from the split {record.path} was trained on (its config.json's "
+                          "split_sha256); restore the run's split.json")  # fmt: skip
+    return where, split
 
 
 def no_cases(split: str, part: str, data_root: str | Path, trained_on_it: bool, own_split: bool = False) -> NexnetError:
@@ -81,7 +77,7 @@ def refuse_seen_cases(trained: Split, scored: Split, subset: str, drop_seen: boo
                       f"were used to train or select this model (e.g. {overlap[0]}); {', or '.join(ways)}")  # fmt: skip
 
 
-def scored_data(checkpoint: str | Path, wanted: DataConfig, split_seed: int | None, subset: str,
+def scored_data(checkpoint: Checkpoint, wanted: DataConfig, split_seed: int | None, subset: str,
                 say: Callable[[str], None], threshold_on_val: bool = False,
                 drop_seen: bool = False) -> ScoredData:  # fmt: skip
     """The data to score: by default the split the model was trained on, with its seed. A scored case
@@ -129,16 +125,15 @@ def _only_scored(made: tuple, subset: str, with_val: bool, size: int) -> tuple:
     return replace(found, pairs=[p for p in found.pairs if p.id in keep]), split, problems
 
 
-def _seen_by_pixels(checkpoint: str | Path, data: RunData, subset: str, left_out: list[str],
+def _seen_by_pixels(checkpoint: Checkpoint, data: RunData, subset: str, left_out: list[str],
                     say: Callable[[str], None], threshold_on_val: bool, drop_seen: bool) -> list[str]:  # fmt: skip
     """Scored cases pixel-identical to images the model trained (or, for test, was selected) on,
     under any name or dataset: refused, or returned with ``drop_seen``."""
-    seen_file = Path(checkpoint) / SEEN
-    if not seen_file.is_file():
-        say(f"note: {checkpoint} records no images it was trained on, so overlap with the scored cases "
+    seen = checkpoint.seen_images()
+    if seen is None:
+        say(f"note: {checkpoint.path} records no images it was trained on, so overlap with the scored cases "
             "cannot be checked")  # fmt: skip
         return []
-    seen = json.loads(seen_file.read_text())
     scored = sorted(data.arrays.ids) if subset == "all" else data.split.parts()[subset]
     scored = [i for i in scored if i not in set(left_out)]
     seen_for = set(seen["train"]) | (set() if subset == "val" else set(seen["val"]))

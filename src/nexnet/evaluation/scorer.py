@@ -9,12 +9,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..data import read_mask
+from ..data import find_gt, read_mask, split_part
 from ..data.discovery import Discovery, best_mask_suffix, by_stem, list_image_files, source_folders
 from ..data.readers import mask_intensity
 from ..errors import DataError, NexnetError
-from ..inference import PREDICT_RECORD, find_gt, split_part
-from ..outputs import refuse_foreign_files, refuse_foreign_json, refuse_inside_sources
+from ..outputs import PREDICT_RECORD, refuse_foreign_files, refuse_foreign_json, refuse_inside_sources
 from .summary import report, score_case, summarise
 
 PRED_SUFFIXES = ("", "_pred", "_prediction", "_mask")  # how other tools name predicted masks

@@ -17,7 +17,7 @@ from ..io import write_with
 from ..outputs import refuse_inside_sources
 from ..synthetic import synthetic_case
 from .predictor import Predictor
-from .tta import averaged_over_flips
+from .tta import exported_probabilities
 
 TOLERANCE = 1e-4
 INSTALL_HINT = "pip install 'nexnet-seg[onnx]' (or: pip install onnx onnxruntime)"
@@ -64,27 +64,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, dynamic: bool = False, 
     pred = Predictor.load(checkpoint, "cpu", fast_layout=False)
     model, size = pred.model.eval(), pred.image_size
     example = torch.rand(1, 3, size, size)
-    axes = {"image": {0: "batch"}, "logits": {0: "batch"}}
-    if dynamic:
-        axes = {"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}
-
-    def write(tmp: Path) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
-                              input_names=["image"], output_names=["logits"], dynamic_axes=axes)  # fmt: skip
-        proto = onnx.load(str(tmp))
-        meta = {"nexnet_model": getattr(model, "model_name", ""), "image_size": str(size),
-                "threshold": str(pred.threshold), "config": json.dumps(model.config),
-                "input": "RGB in [0, 1], (B, 3, H, W); output: logits (B, 1, H, W)"}  # fmt: skip
-        for k, v in meta.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = k, v
-        onnx.save(proto, str(tmp))
-
     out = Path(out)
     replacing = out.exists()
-    write_with(out, write)
+    write_with(out, lambda tmp: write_onnx(pred, tmp, dynamic, opset, example))
     if replacing:
         say(f"replaced {out}, an earlier nexnet export")
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -115,6 +97,31 @@ def export_onnx(checkpoint: str | Path, out: str | Path, dynamic: bool = False, 
     return diffs
 
 
+def write_onnx(pred: Predictor, path: Path, dynamic: bool = False, opset: int = 17,
+               example: torch.Tensor | None = None) -> None:  # fmt: skip
+    """Write ``pred``'s network to ``path`` as ONNX: input ``image`` ``(B, 3, S, S)``, output ``logits``
+    ``(B, num_classes, S, S)``, a dynamic batch (and size, with ``dynamic``), and the metadata that
+    ``OnnxPredictor`` and ``serve`` read (model, image size, threshold, config)."""
+    onnx, _ = _require_onnx()
+    model, size = pred.model.eval(), pred.image_size
+    example = torch.rand(1, 3, size, size) if example is None else example
+    axes = {"image": {0: "batch"}, "logits": {0: "batch"}}
+    if dynamic:
+        axes = {"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset,
+                          input_names=["image"], output_names=["logits"], dynamic_axes=axes)  # fmt: skip
+    proto = onnx.load(str(path))
+    meta = {"nexnet_model": getattr(model, "model_name", ""), "image_size": str(size),
+            "threshold": str(pred.threshold), "config": json.dumps(model.config),
+            "input": "RGB in [0, 1], (B, 3, H, W); output: logits (B, 1, H, W)"}  # fmt: skip
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(path))
+
+
 @dataclass
 class OnnxPredictor:
     """The ``Predictor`` interface over an onnxruntime session."""
@@ -123,6 +130,16 @@ class OnnxPredictor:
     image_size: int
     threshold: float = 0.5
     checkpoint: str = ""
+    precision: str = "float32"
+    device: str = "cpu (onnxruntime)"
+    amp: None = None
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The model's name, config, input size and threshold, from the file's metadata."""
+        meta = self.session.get_modelmeta().custom_metadata_map
+        return {"name": meta.get("nexnet_model") or "onnx model", "config": json.loads(meta.get("config", "{}")),
+                "image_size": self.image_size, "threshold": self.threshold}  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path) -> OnnxPredictor:
@@ -139,15 +156,7 @@ class OnnxPredictor:
             raise NexnetError(f"--onnx {path}: not exported by 'nexnet export' (no image_size metadata)")
         return cls(session, int(meta["image_size"]), float(meta.get("threshold", 0.5)), str(path))
 
-    def _probabilities(self, x: np.ndarray) -> np.ndarray:
-        logits = self.session.run(None, {"image": np.ascontiguousarray(x, dtype=np.float32)})[0][:, :1]
-        return 1 / (1 + np.exp(-logits))
-
     def probabilities(self, images: np.ndarray, batch_size: int = 8, tta: bool = False) -> np.ndarray:
         """As ``Predictor.probabilities``, through onnxruntime."""
-        out = []
-        for start in range(0, len(images), batch_size):
-            x = to_model_input(images[start : start + batch_size], "cpu").numpy()
-            p = averaged_over_flips(self._probabilities, x, tta, lambda a, dims: np.flip(a, dims))
-            out.append(p[:, 0])
-        return np.concatenate(out)
+        run = lambda x: self.session.run(None, {"image": x})[0]  # noqa: E731
+        return exported_probabilities(run, images, batch_size, tta, self.image_size)

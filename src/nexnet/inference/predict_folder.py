@@ -9,16 +9,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..data import Split, read_image, read_mask
-from ..data.discovery import Discovery, by_stem, list_image_files, source_folders
+from ..data import find_gt, read_image, read_mask, split_part
+from ..data.discovery import Discovery, list_image_files, source_folders
 from ..errors import DataError, NexnetError
 from ..io import atomic_write_json
-from ..outputs import refuse_foreign_files, refuse_inside_sources
+from ..outputs import PREDICT_RECORD, refuse_foreign_files, refuse_inside_sources
 from ..plots import image_grid, overlay, save_png
 from ..runtime import slow_autocast_note
+from .backends import load_predictor
 from .predictor import Predictor, predict_mask
-
-GT_SUFFIXES = ("", "_segmentation", "_Segmentation", "_mask", "_lesion")
 
 
 def input_images(path: Path) -> list[Path]:
@@ -43,34 +42,12 @@ def output_names(files: list[Path]) -> dict[Path, str]:
     return {f: (f"{f.stem}.png" if stems[f.stem] == 1 else f"{f.name}.png") for f in files}
 
 
-PREDICT_RECORD = "predict.json"  # marks a folder predict wrote, so a rerun may replace its masks
-
-
 def _check_out(inp: Path, out: Path, gt: Path | None) -> None:
     refuse_inside_sources(
         out, "--out", {**source_folders("--input", inp, besides=[out]), **source_folders("--gt", gt, besides=[out])}
     )
     if not (out / PREDICT_RECORD).is_file():
         refuse_foreign_files(out, "--out", ours=())
-
-
-def find_gt(gt_dir: Path | None, stems: list[str]) -> dict[str, Path]:
-    if gt_dir is None:
-        return {}
-    if not gt_dir.is_dir():
-        raise NexnetError(f"--gt {gt_dir}: not a folder")
-    suffix = max(GT_SUFFIXES, key=lambda s: sum(1 for st in stems if any(gt_dir.glob(f"{st}{s}.*"))))
-    return by_stem(list_image_files(gt_dir, Discovery()), Discovery(), strip=suffix)
-
-
-def split_part(split_file: str | Path | None, subset: str) -> set[str] | None:
-    """The case ids of one part of a ``split.json`` (None without a file)."""
-    if split_file is None:
-        return None
-    ids = set(Split.load(split_file).parts()[subset])
-    if not ids:
-        raise NexnetError(f"--split-file {split_file}: its {subset} part is empty")
-    return ids
 
 
 def only_part(files: list[Path], ids: set[str] | None, what: str) -> list[Path]:
@@ -88,26 +65,18 @@ def predict(checkpoint: str | Path | None, inp: str | Path, out: str | Path, ove
             gt: str | Path | None = None, tta: bool = False, device: str = "auto",
             say: Callable[[str], None] = tqdm.write, onnx: str | Path | None = None,
             amp: bool | str = False, graphs: bool = True, split_file: str | Path | None = None,
-            subset: str = "test") -> dict[str, Any]:  # fmt: skip
+            subset: str = "test", openvino: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Masks for one image or a folder of images (with ``split_file``, only those of its ``subset``)."""
     inp, out = Path(inp), Path(out)
     files = only_part(input_images(inp), split_part(split_file, subset), "--input")
     _check_out(inp, out, Path(gt) if gt else None)
-    if onnx is not None:
-        if amp:
-            raise NexnetError("--amp applies to --checkpoint; an ONNX file runs in the precision it was exported in")
-        from .export import OnnxPredictor
-
-        pred: Predictor | OnnxPredictor = OnnxPredictor.load(onnx)
-    elif checkpoint is not None:
-        pred = Predictor.load(checkpoint, device, amp=amp, graphs=graphs)  # graphs: CUDA only
-        if note := slow_autocast_note(pred.amp, pred.device):
-            say(f"note: {note}")
-    else:
-        raise NexnetError("give --checkpoint DIR or --onnx FILE")
+    pred = load_predictor(None if onnx or openvino else checkpoint, onnx, openvino, device, amp, graphs)
+    if isinstance(pred, Predictor) and (note := slow_autocast_note(pred.amp, pred.device)):
+        say(f"note: {note}")
     names = output_names(files)
     gts = find_gt(Path(gt) if gt else None, [f.stem for f in files])
-    record = {"checkpoint": str(checkpoint or ""), "onnx": str(onnx or ""), "input": str(inp.resolve()), "tta": tta,
+    record = {"checkpoint": str(checkpoint or ""), "onnx": str(onnx or ""), "openvino": str(openvino or ""),
+              "precision": pred.precision, "input": str(inp.resolve()), "tta": tta,
               "threshold": pred.threshold, "split_file": str(split_file) if split_file else None,
               "subset": subset if split_file else None}  # fmt: skip
     atomic_write_json(out / PREDICT_RECORD, record)

@@ -13,9 +13,9 @@ from PIL import Image
 
 from ..data import read_image, resize_image, to_model_input
 from ..errors import NexnetError
-from ..models import from_pretrained
-from ..models.base import checkpoint_folder, read_config
-from ..runtime import autocast, autocast_dtype, pick_device, place_model
+from ..models.base import checkpoint_folder
+from ..models.checkpoint import Checkpoint
+from ..runtime import autocast, autocast_dtype, pick_device, place_model, precision_name
 from .graphs import GraphedForward
 from .tta import averaged_over_flips
 
@@ -43,36 +43,67 @@ class Predictor:
                 f"{self.precision}, checkpoint {self.checkpoint!r})")  # fmt: skip
 
     @classmethod
-    def load(cls, checkpoint: str | Path, device: str = "auto", fast_layout: bool = True,
+    def load(cls, checkpoint: str | Path | Checkpoint, device: str = "auto", fast_layout: bool = True,
              amp: bool | str = False, graphs: bool = True) -> Predictor:  # fmt: skip
-        """``fast_layout``: channels_last weights where the model prefers them (off for export).
-        ``amp``: autocast, as ``train.amp`` (bf16 on CPU; bf16 or fp16 on CUDA).
-        ``graphs``: replay captured CUDA graphs on CUDA (the CPU always runs eagerly)."""
-        cfg = read_config(checkpoint)  # refuses pickles and malformed folders with one line
-        if cfg["model"] == "ssl_autoencoder":
-            raise NexnetError(f"{checkpoint}: holds the SSL pretraining autoencoder, not a segmentation model; "
+        """A checkpoint folder's model, ready to predict.
+
+        Args:
+            checkpoint: a ``save_pretrained`` folder, or its :class:`~nexnet.models.checkpoint.Checkpoint`.
+            device: ``auto`` (CUDA if present), ``cpu`` or ``cuda``.
+            fast_layout: channels_last weights where the model prefers them (off for export).
+            amp: autocast, as ``train.amp`` (bf16 on CPU; bf16 or fp16 on CUDA).
+            graphs: replay captured CUDA graphs on CUDA (the CPU always runs eagerly).
+
+        Raises:
+            NexnetError: a pickle, a malformed folder, an SSL autoencoder, or a bad image size or
+                threshold in its ``config.json``, in one line.
+        """
+        record = Checkpoint.read(checkpoint)  # refuses pickles and malformed folders with one line
+        if record.name == "ssl_autoencoder":
+            raise NexnetError(f"{record.path}: holds the SSL pretraining autoencoder, not a segmentation model; "
                               "fine-tune one with train --ssl-checkpoint")  # fmt: skip
         dev = pick_device(device)
-        model = place_model(from_pretrained(checkpoint), dev, fast_layout).eval()
-        size, threshold = _checked_settings(cfg, model.size_multiple, Path(checkpoint) / "config.json")
-        return cls(model, size, dev, threshold, str(checkpoint), autocast_dtype(amp, dev), graphs)
+        model = place_model(record.build(), dev, fast_layout).eval()
+        size, threshold = _checked_settings(record, model.size_multiple)
+        source = record.path if isinstance(checkpoint, Checkpoint) else checkpoint
+        return cls(model, size, dev, threshold, str(source), autocast_dtype(amp, dev), graphs)
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, device: str = "auto", amp: bool | str = False,
                         graphs: bool = True) -> Predictor:  # fmt: skip
         """What ``nexnet predict`` runs, for Python: ``Predictor.from_pretrained("runs/x/best")(image)``
-        gives the mask. A run folder stands for its ``best/``."""
+        gives the mask.
+
+        Args:
+            checkpoint: a checkpoint folder; a run folder stands for its ``best/``.
+            device: ``auto`` (CUDA if present), ``cpu`` or ``cuda``.
+            amp: autocast, as ``train.amp``.
+            graphs: replay captured CUDA graphs on CUDA.
+
+        Raises:
+            NexnetError: as :meth:`load`.
+        """
         return cls.load(checkpoint_folder(checkpoint)[0], device, amp=amp, graphs=graphs)
 
     def __call__(self, image: np.ndarray | Image.Image | str | Path, tta: bool = False) -> np.ndarray:
-        """An RGB image of any size (an ``(H, W, 3)`` uint8 array, a PIL image or a file) -> its ``(H, W)``
-        bool mask, as ``nexnet predict`` writes it: resized to the model's input size, thresholded at
-        the checkpoint's threshold, at the image's own size."""
+        """The mask of one image, as ``nexnet predict`` writes it: resized to the model's input size,
+        thresholded at the checkpoint's threshold, at the image's own size.
+
+        Args:
+            image: an ``(H, W, 3)`` uint8 RGB array, a PIL image or an image file, of any size.
+            tta: average the probabilities over the four flips first.
+
+        Returns:
+            An ``(H, W)`` bool mask.
+
+        Raises:
+            NexnetError: an array of another shape or dtype, or a file that is not a readable image.
+        """
         return predict_mask(self, as_rgb(image), tta)
 
     @property
     def precision(self) -> str:
-        return "float32" if self.amp is None else f"{str(self.amp).removeprefix('torch.')} autocast"
+        return precision_name(self.amp)
 
     @property
     def uses_graphs(self) -> bool:
@@ -99,9 +130,15 @@ class Predictor:
 
     @torch.no_grad()
     def probabilities(self, images: np.ndarray, batch_size: int = 8, tta: bool = False) -> np.ndarray:
-        """``(N, S, S, 3)`` uint8 at network size -> ``(N, S, S)`` float32 foreground probabilities.
+        """Foreground probabilities of images already at network size.
 
-        With ``tta`` the probabilities are averaged over identity, horizontal, vertical and both flips.
+        Args:
+            images: ``(N, S, S, 3)`` uint8, ``S`` the predictor's ``image_size``.
+            batch_size: images per forward pass.
+            tta: average over identity, horizontal, vertical and both flips.
+
+        Returns:
+            ``(N, S, S)`` float32 in [0, 1].
         """
         out = []
         with autocast(self.amp, self.device):  # one region: weights are cast to bf16 once, not per batch
@@ -112,9 +149,9 @@ class Predictor:
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size), np.float32)
 
 
-def _checked_settings(cfg: dict, multiple: int, where: Path) -> tuple[int, float]:
+def _checked_settings(record: Checkpoint, multiple: int) -> tuple[int, float]:
     """A checkpoint's input size and threshold, or one line naming the bad value."""
-    size, threshold = cfg.get("image_size", 224), cfg.get("threshold", 0.5)
+    size, threshold, where = record.image_size, record.threshold, record.config_file
     if isinstance(size, bool) or not isinstance(size, int) or size < multiple or size % multiple:
         raise NexnetError(f"{where}: image_size {size!r} must be a multiple of {multiple} (the size the model "
                           "was trained at)")  # fmt: skip
@@ -138,16 +175,16 @@ def predict_mask(pred: Predictor, image: np.ndarray, tta: bool = False) -> np.nd
     """The ``(H, W)`` bool mask of an ``(H, W, 3)`` uint8 image; ``pred``: a ``Predictor`` or anything
     with its ``probabilities``, ``image_size`` and ``threshold`` (the ONNX predictor)."""
     prob = pred.probabilities(resize_image(image, pred.image_size)[None], tta=tta)[0]
-    return to_original_size(prob, *image.shape[:2]) > pred.threshold
+    return mask_at_size(prob, *image.shape[:2], pred.threshold)
+
+
+def mask_at_size(prob: np.ndarray, height: int, width: int, threshold: float) -> np.ndarray:
+    """A network-size ``(S, S)`` probability map -> the ``(height, width)`` bool mask: bilinear to the
+    image's own size, then above ``threshold`` (the one rule of ``predict``, ``evaluate`` and ``serve``)."""
+    return to_original_size(prob, height, width) > threshold
 
 
 def to_original_size(prob: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear resize of a probability map back to the image's original size."""
     t = torch.from_numpy(np.ascontiguousarray(prob, dtype=np.float32))[None, None]
     return F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0].numpy()
-
-
-def run_dir_of(checkpoint: str | Path) -> Path | None:
-    """The training run folder holding ``checkpoint`` (``RUN/best``), if it is one."""
-    parent = Path(checkpoint).resolve().parent
-    return parent if (parent / "split.json").is_file() and (parent / "config.yaml").is_file() else None

@@ -14,7 +14,6 @@ from torch import nn
 
 from ..errors import NexnetError
 from ..io import atomic_directory, atomic_write_bytes, atomic_write_json, restore_interrupted
-from .registry import create_model, upgrade_config
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -25,9 +24,18 @@ PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar"}
 class SegmentationModel(nn.Module):
     """A model that knows the registry name and keyword arguments that rebuild it.
 
-    Subclasses set ``self.config`` (JSON-serialisable constructor arguments) in ``__init__``;
-    ``create_model`` sets ``self.model_name``. ``prefers_channels_last`` says whether training and inference
-    should store the weights channels_last.
+    The contract every registered segmentation model keeps (``tests/test_model_contract.py`` checks
+    each), and that training, ``Predictor``, ``evaluate``, ``serve`` and ONNX export rely on:
+
+    - ``forward(x)`` takes ``x`` of shape ``(B, 3, H, W)``, float RGB in [0, 1] (no mean/std
+      normalisation), with H and W multiples of ``size_multiple``;
+    - it returns one tensor (not a tuple or a dict) of shape ``(B, num_classes, H, W)``: logits,
+      before any sigmoid, at the input's size; channel 0 is the foreground of a binary mask;
+    - ``self.config`` (set in ``__init__``) holds JSON-serialisable keywords that rebuild the model
+      with ``create_model(model_name, **config)``; ``create_model`` sets ``model_name``.
+
+    ``prefers_channels_last`` says whether training and inference should store the weights
+    channels_last.
     """
 
     model_name: str = ""
@@ -40,12 +48,12 @@ class SegmentationModel(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
                         json_files: dict[str, Any] | None = None) -> Path:  # fmt: skip
-        """Write ``model.safetensors`` and ``config.json`` (plus ``json_files``, name -> content) to
-        ``directory``, atomically as a folder."""
+        """Write the model to ``directory``: see :func:`save_pretrained`."""
         return save_pretrained(self, directory, extra, json_files)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **overrides) -> SegmentationModel:
+        """:func:`from_pretrained`, refused in one line when the folder holds another class."""
         model = from_pretrained(directory, **overrides)
         if not isinstance(model, cls):
             raise NexnetError(f"{directory}: holds a {type(model).__name__}, not a {cls.__name__}")
@@ -66,6 +74,21 @@ def checkpoint_config(model: nn.Module, extra: dict | None = None) -> dict[str, 
 
 def save_pretrained(model: nn.Module, directory: str | os.PathLike, extra: dict | None = None,
                     json_files: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """Write ``model.safetensors`` and ``config.json`` to ``directory``, atomically as a folder: a
+    kill leaves the old folder or the new one, never half of either.
+
+    Args:
+        model: a model built by ``create_model`` (it has ``model_name`` and ``config``).
+        directory: the folder to write (replaced whole if it exists).
+        extra: more keys for ``config.json`` (``image_size``, ``threshold``, the split's record ...).
+        json_files: more files, name -> JSON content (``split.json``, ``seen_images.json``).
+
+    Returns:
+        ``directory``, as a ``Path``.
+
+    Raises:
+        ValueError: a model without a registry name.
+    """
     config = checkpoint_config(model, extra)
     with atomic_directory(directory) as tmp:
         atomic_write_bytes(tmp / WEIGHTS_NAME, save(state_dict_tensors(model)))
@@ -112,16 +135,26 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def from_pretrained(directory: str | os.PathLike, **overrides) -> nn.Module:
-    """Rebuild a model from a ``save_pretrained`` folder, in eval mode. Loads safetensors only: never
-    unpickles. It expects RGB in [0, 1] (no mean/std normalisation), ``(B, 3, H, W)`` with H and W
-    multiples of ``model.size_multiple``; ``nexnet.Predictor`` does the resizing and thresholding."""
-    cfg = read_config(directory)
-    path = Path(directory)
-    path = path.parent if path.is_file() else path
-    try:
-        model = create_model(cfg["model"], **{**upgrade_config(cfg["model"], cfg["config"]), **overrides})
-    except (NexnetError, ValueError, TypeError) as e:
-        raise NexnetError(f"{path / CONFIG_NAME}: cannot rebuild the model from its config ({e})") from None
+    """Rebuild a model from a ``save_pretrained`` folder, in eval mode.
+
+    Loads safetensors only: never unpickles. The model expects RGB in [0, 1] (no mean/std
+    normalisation), ``(B, 3, H, W)`` with H and W multiples of ``model.size_multiple``, and returns
+    ``(B, num_classes, H, W)`` logits; ``nexnet.Predictor`` does the resizing and thresholding.
+
+    Args:
+        directory: the folder (or its ``model.safetensors``).
+        overrides: model keywords that replace the recorded ones.
+
+    Raises:
+        NexnetError: a pickle, a malformed folder, or weights that do not fit the config.
+    """
+    from .checkpoint import Checkpoint  # it reads folders with read_config, below
+
+    return Checkpoint.read(directory).build(**overrides)
+
+
+def load_weights(model: nn.Module, path: Path, name: str) -> None:
+    """Load ``path/model.safetensors`` into ``model``, refusing in one line weights that do not fit."""
     try:
         state = load_file(path / WEIGHTS_NAME)
     except (SafetensorError, OSError) as e:
@@ -132,11 +165,10 @@ def from_pretrained(directory: str | os.PathLike, **overrides) -> nn.Module:
     wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
     if missing or unexpected or wrong:
         raise NexnetError(
-            f"{path / WEIGHTS_NAME}: does not match {cfg['model']} with its config.json "
+            f"{path / WEIGHTS_NAME}: does not match {name} with its config.json "
             f"(missing {missing[:2]}, unexpected {unexpected[:2]}, wrong shape {wrong[:2]})"
         )
     model.load_state_dict(state)
-    return model.eval()  # for inference, as the Hub's conventions have it: call .train() to fine-tune
 
 
 def _looks_like_pickle(path: Path) -> bool:

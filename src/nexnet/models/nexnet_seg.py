@@ -132,35 +132,20 @@ class NExNetSeg(SegmentationModel):
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
-        if len(widths) != 6:
-            raise ValueError(f"NExNetSeg needs 6 widths, got {len(widths)}: {widths}")
-        chosen = resolve_form(form, tpen_init=tpen_init, encoder_chain=encoder_chain, masa_from=masa_from,
-                              dilation=dilation, residual=residual, masa_zero_init=masa_zero_init,
-                              decoder_projection=decoder_projection)  # fmt: skip
-        first = chosen["masa_from"]
-        if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= len(widths):
-            raise ValueError(f"masa_from must be a level from 1 to {len(widths)}, got {first!r}")
-        for key in ("residual", "masa_zero_init", "decoder_projection"):
-            if not isinstance(chosen[key], bool):
-                raise ValueError(f"{key} must be true or false, got {chosen[key]!r}")
+        chosen = _checked_form(widths, form, tpen_init=tpen_init, encoder_chain=encoder_chain, masa_from=masa_from,
+                               dilation=dilation, residual=residual, masa_zero_init=masa_zero_init,
+                               decoder_projection=decoder_projection)  # fmt: skip
         self.config = dict(
             widths=widths, in_channels=in_channels, num_classes=num_classes, tpen=tpen,
             order=order, masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode,
             dropout=dropout, ssl_channels=ssl_channels, tpen_clip=tpen_clip, ssl=ssl, freeze_ssl=freeze_ssl,
             form=form_name(form, chosen), **chosen,
         )  # fmt: skip
-        self.ssl_encoder: SSLEncoder | None = None
-        if ssl:
-            self.ssl_encoder = SSLEncoder(in_channels)
-            ssl_channels = ssl_channels or self.ssl_encoder.out_channels
-            if ssl_channels != self.ssl_encoder.out_channels:
-                raise ValueError(f"ssl=True gives {self.ssl_encoder.out_channels} channels, not {ssl_channels}")
-            if freeze_ssl:
-                self.ssl_encoder.requires_grad_(False)
+        self.ssl_encoder, ssl_channels = _ssl_encoder(ssl, ssl_channels, in_channels, freeze_ssl)
         self.freeze_ssl = freeze_ssl and ssl
-        self.in_channels = in_channels
-        self.ssl_channels = ssl_channels
+        self.in_channels, self.ssl_channels = in_channels, ssl_channels
         self.size_multiple = 2 ** (len(widths) - 1)
+        # Levels: what every encoder level shares, with MaSA from level masa_from down.
         level = LevelOptions(
             tpen=tpen, order=order, masa=masa, gamma=gamma, head_dim=head_dim, masa_mode=masa_mode,
             tpen_clip=tpen_clip, tpen_init=chosen["tpen_init"], chain=chosen["encoder_chain"],
@@ -168,20 +153,12 @@ class NExNetSeg(SegmentationModel):
         )  # fmt: skip
         ins = [in_channels, *widths[:-1]]
         self.encoder = nn.ModuleList(
-            NExBlock(c_in, c_out, replace(level, masa=masa and i + 1 >= first))
+            NExBlock(c_in, c_out, replace(level, masa=masa and i + 1 >= chosen["masa_from"]))
             for i, (c_in, c_out) in enumerate(zip(ins, widths))
         )
         self.pool = nn.MaxPool2d(2)
-        self.decoder = nn.ModuleList()
-        # Present only with decoder_projection, so checkpoints without it keep their keys.
-        self.projections = nn.ModuleList() if chosen["decoder_projection"] else None
-        below = widths[-1] + ssl_channels
-        for width in reversed(widths[:-1]):
-            if self.projections is not None:
-                self.projections.append(nn.Conv2d(below, width, 1))
-                below = width
-            self.decoder.append(DoubleConv(below + width, width))
-            below = width
+        # Decoder: bottom up, each level on the coarser map and its skip; then the head.
+        self.decoder, self.projections = _decoder(widths, widths[-1] + ssl_channels, chosen["decoder_projection"])
         self.dropout = nn.Dropout2d(dropout)
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
@@ -216,6 +193,46 @@ class NExNetSeg(SegmentationModel):
         if self.freeze_ssl and self.ssl_encoder is not None:
             self.ssl_encoder.eval()  # frozen: its BatchNorm statistics stay as pretrained
         return self
+
+
+def _checked_form(widths: list[int], form: str, **given: Any) -> dict[str, Any]:
+    """The form's settings with the ``given`` ones, each checked: ValueError names a bad one."""
+    if len(widths) != 6:
+        raise ValueError(f"NExNetSeg needs 6 widths, got {len(widths)}: {widths}")
+    chosen = resolve_form(form, **given)
+    first = chosen["masa_from"]
+    if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= len(widths):
+        raise ValueError(f"masa_from must be a level from 1 to {len(widths)}, got {first!r}")
+    for key in ("residual", "masa_zero_init", "decoder_projection"):
+        if not isinstance(chosen[key], bool):
+            raise ValueError(f"{key} must be true or false, got {chosen[key]!r}")
+    return chosen
+
+
+def _ssl_encoder(ssl: bool, channels: int, in_channels: int, freeze: bool) -> tuple[SSLEncoder | None, int]:
+    """With ``ssl``, the SSL autoencoder's encoder (frozen with ``freeze``) and its embedding's channels."""
+    if not ssl:
+        return None, channels
+    encoder = SSLEncoder(in_channels)
+    channels = channels or encoder.out_channels
+    if channels != encoder.out_channels:
+        raise ValueError(f"ssl=True gives {encoder.out_channels} channels, not {channels}")
+    if freeze:
+        encoder.requires_grad_(False)
+    return encoder, channels
+
+
+def _decoder(widths: list[int], below: int, projection: bool) -> tuple[nn.ModuleList, nn.ModuleList | None]:
+    """The decoder levels, bottom up, for a bottleneck of ``below`` channels; with ``projection``, the
+    1x1 convolutions before each (None without: checkpoints without them keep their keys)."""
+    decoder, projections = nn.ModuleList(), nn.ModuleList() if projection else None
+    for width in reversed(widths[:-1]):
+        if projections is not None:
+            projections.append(nn.Conv2d(below, width, 1))
+            below = width
+        decoder.append(DoubleConv(below + width, width))
+        below = width
+    return decoder, projections
 
 
 def _before_forms(config: dict) -> dict:

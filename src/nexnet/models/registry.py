@@ -20,7 +20,17 @@ F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
 def register_model(fn: F) -> F:
-    """Register a variant function under its own name."""
+    """Register a variant function under its own name, for :func:`create_model`.
+
+    Args:
+        fn: a function of model keywords that returns a ``SegmentationModel`` (see its contract).
+
+    Returns:
+        ``fn`` itself, so that it works as a decorator.
+
+    Raises:
+        ValueError: a name registered twice.
+    """
     if fn.__name__ in _MODELS:
         raise ValueError(f"model {fn.__name__!r} is registered twice")
     _MODELS[fn.__name__] = fn
@@ -28,12 +38,24 @@ def register_model(fn: F) -> F:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style ``pattern``, sorted."""
+    """Registered model names matching a shell-style ``pattern`` (e.g. ``"segformer_*"``), sorted."""
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
 def create_model(name: str, **overrides) -> nn.Module:
-    """Build a registered model; ``overrides`` replace the variant's defaults."""
+    """Build a registered model, with random weights.
+
+    Args:
+        name: a registry name (:func:`list_models`).
+        overrides: model keywords that replace the variant's defaults, e.g. ``gamma="rmt"``.
+
+    Returns:
+        The model, in training mode, with ``model_name`` set. It takes ``(B, 3, H, W)`` RGB in [0, 1]
+        and returns ``(B, num_classes, H, W)`` logits.
+
+    Raises:
+        NexnetError: an unknown name (with the close ones), or an unknown keyword or bad value.
+    """
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""

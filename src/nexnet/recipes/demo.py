@@ -65,11 +65,11 @@ def run_demo(out: str | Path = "demo", seconds: float = 120) -> int:
 def undertrained(result: dict, seconds: float) -> str:
     """A warning when the time budget bought too little training to show anything (a busy machine),
     naming the fix; '' otherwise. On an idle 2-core machine the demo reaches about 0.9."""
-    if result["best_dice"] >= 0.5:
+    if result["best_score"] >= 0.5:
         return ""
     return (
         f"warning: the model trained only {result['epoch']} epochs in {result['elapsed']:.0f} s and reached a "
-        f"validation mDice of {result['best_dice']:.2f}: the machine was busy or slow; run nexnet demo "
+        f"validation mDice of {result['best_score']:.2f}: the machine was busy or slow; run nexnet demo "
         f"--seconds {int(seconds * 3)} for a model worth looking at"
     )
 
@@ -87,7 +87,7 @@ The numbers show that the pipeline works end to end; they say nothing about clin
 Model `nexnet_seg_s` ({params:.2f}M parameters), trained {result["epoch"]} epochs
 ({result["optimizer_steps"]} optimizer steps, {result["elapsed"]:.0f} s, stopped: {result["stop_reason"]})
 at {cfg.data.image_size} px on the CPU; demo settings: {", ".join(DEMO_SETTINGS)}.
-Best validation mDice {result["best_dice"]:.4f} at epoch {result["best_epoch"]}. Whole demo: {wall:.0f} s.
+Best validation mDice {result["best_score"]:.4f} at epoch {result["best_epoch"]}. Whole demo: {wall:.0f} s.
 {undertrained(result, cfg.train.max_minutes * 60)}
 
 ## Test metrics (honest protocol: threshold 0.5, each image at its original size)

@@ -270,7 +270,7 @@ def run_frontier(plan: FrontierPlan, say: Callable[[str], None] = print) -> dict
     plan.points.mkdir(parents=True, exist_ok=True)
     if not plan.report_only:  # protocol checked above: the same, with today's grid
         atomic_write_json(plan.out / "plan.json", _settings(plan))
-    done, settings = Progress(), plan.settings
+    done, settings = Progress(skipped=_earlier_skips(plan)), plan.settings
     for f in sorted(plan.points.glob("*.json")):
         if (record := json.loads(f.read_text())).get("model") in plan.models:
             done.points[f.stem] = record
@@ -324,6 +324,16 @@ def _run_all(plan: FrontierPlan, todo: list[Point], say: Callable[[str], None], 
     if failed:
         report.write_report(plan.out, list(done.points.values()), done.skipped, _settings(plan))
         raise NexnetError(f"{len(failed)} run(s) failed, the others are kept: " + "; ".join(failed))
+
+
+def _earlier_skips(plan: FrontierPlan) -> list[dict]:
+    """The skipped seeds an earlier command recorded at budgets this one does not run: the report
+    keeps saying why those settings have one seed."""
+    report_file = plan.out / "frontier.json"
+    if not report_file.is_file():
+        return []
+    earlier = json.loads(report_file.read_text()).get("skipped_seeds", [])
+    return [k for k in earlier if k["budget_min"] not in plan.budgets and k["model"] in plan.models]
 
 
 def _settings(plan: FrontierPlan) -> dict[str, Any]:

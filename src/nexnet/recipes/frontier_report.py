@@ -156,9 +156,11 @@ def _ci(ci: list[float]) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
-    sizes = ", ".join(map(str, s["image_sizes"]))
+    sizes = ", ".join(map(str, sorted({p["image_size"] for p in result["points"]}) or s["image_sizes"]))
+    seeds = len({p["seed"] for p in result["points"]}) or s["seeds"]
     head = (f"# Frontier: {', '.join(s['models'])} on {s['dataset']}\n\n{sizes} px, batch {s['batch_size']}, "
-            f"{s['seeds']} seed(s), {s['jobs']} run(s) at a time with {s['threads'] or 'default'} thread(s) each; "
+            f"up to {seeds} seed(s) per point (the seeds column), {s['jobs']} run(s) at a time with "
+            f"{s['threads'] or 'default'} thread(s) each; "
             "budgets are training wall time with validation, decoding excluded. Each family's width (and image "
             "size) is chosen on validation mDice (mean over seeds); test mDice is the honest protocol (threshold "
             "0.5, original size).\n")  # fmt: skip

@@ -19,6 +19,7 @@ from ..models.base import read_config
 from ..plots import bar_chart, scatter_chart
 from ..profile import count_parameters, format_markdown, profile_model
 from ..training import PRETRAIN_DEFAULTS, RunConfig, RunFolder, paper_recipe, parse_set, pretrain, resolve, train
+from ..training.resolution import finish
 
 DATASETS = ["isic2016", "isic2017", "isic2018", "ph2", "kvasir", "cvc_clinicdb"]
 MODELS = {"unet": "UNet", "unetpp": "UNet++", "transunet": "TransUNet", "segformer_b2": "SegFormer",
@@ -84,8 +85,9 @@ def run_cell(run: Path, cfg: RunConfig, dataset: str, folder: Path, say: Callabl
         say(f"{run}: {'resuming' if resume else 'training'}")
         if resume and (run / "config.yaml").is_file():  # continue the run as it started, not as today's defaults say
             cfg = RunFolder(run).read_run_config().merged({"train": {"device": cfg.train.device}})
-        try:
-            result = train(cfg, run, resume=resume)  # its epoch lines are the grid's progress
+        try:  # a resumed run's own config as it is (read once); a new one resolved by train
+            resumed = finish(cfg, resumed_from=run) if resume else cfg
+            result = train(resumed, run, resume=resume)  # its epoch lines are the grid's progress
         except (NexnetError, ValueError) as e:
             say(f"{run}: skipped ({e})")
             return None

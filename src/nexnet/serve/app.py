@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..data import read_image_bytes, resize_image
 from ..errors import DataError
-from ..inference import to_original_size
+from ..inference import mask_at_size, to_original_size
 from .limits import BodyLimit, UploadTooLarge, upload_label
 from .runner import ModelRunner
 
@@ -76,11 +76,11 @@ def answer(served: ServedModel, prob: np.ndarray, shape: tuple[int, int], form: 
            threshold: float | None) -> Response:  # fmt: skip
     """The network-size probabilities at the image's size, as the asked ``form``, thresholded as
     ``nexnet predict`` thresholds them."""
-    prob = to_original_size(prob, *shape)
     if form == "probabilities":
-        return Response(png_bytes(np.round(np.clip(prob, 0, 1) * 255).astype(np.uint8)), media_type="image/png")
+        up = to_original_size(prob, *shape)
+        return Response(png_bytes(np.round(np.clip(up, 0, 1) * 255).astype(np.uint8)), media_type="image/png")
     cut = served.threshold if threshold is None else threshold
-    mask = prob > cut
+    mask = mask_at_size(prob, *shape, cut)
     if form == "json":
         return JSONResponse({"model": served.name, "input_size": served.image_size, "threshold": cut,
                              "width": shape[1], "height": shape[0], **mask_facts(mask)})  # fmt: skip

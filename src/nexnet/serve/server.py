@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import NexnetError
-from ..inference import Predictor
-from ..models.base import read_config
+from ..inference.backends import load_predictor, refuse_other_model
+from ..models.checkpoint import Checkpoint
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 NOT_A_DEVICE = "Research software: not a medical device, not for diagnosis."
@@ -30,49 +29,39 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _checkpoint_info(checkpoint: Path) -> dict[str, Any]:
-    cfg = read_config(checkpoint)
+def _checkpoint_info(record: Checkpoint) -> dict[str, Any]:
     keys = ("dataset", "split", "split_seed", "epoch", "val_dice", "image_size", "threshold")
-    shown = "/".join(checkpoint.resolve().parts[-2:])  # e.g. kvasir/best: not the server's file system
-    return {"name": cfg["model"], "checkpoint": shown, "config": cfg.get("config", {}),
-            **{k: cfg.get(k) for k in keys}}  # fmt: skip
-
-
-def _onnx_info(pred: Any) -> dict[str, Any]:
-    meta = pred.session.get_modelmeta().custom_metadata_map
-    return {"name": meta.get("nexnet_model") or "onnx model", "checkpoint": None,
-            "config": json.loads(meta.get("config", "{}")), "image_size": pred.image_size,
-            "threshold": pred.threshold}  # fmt: skip
+    shown = "/".join(record.path.resolve().parts[-2:])  # e.g. kvasir/best: not the server's file system
+    return {"name": record.name, "checkpoint": shown, "config": record.record.get("config", {}),
+            **{k: record.record.get(k) for k in keys}}  # fmt: skip
 
 
 def load_served(checkpoint: str | None, onnx: str | None, device: str = "auto", amp: bool = False,
-                tta: bool = False, max_batch: int | None = None, max_upload_mb: float = 30.0) -> Any:  # fmt: skip
-    """The ``ServedModel`` for a checkpoint folder, an exported ONNX file, or both (the checkpoint then
-    describes the model and onnxruntime runs it)."""
+                tta: bool = False, max_batch: int | None = None, max_upload_mb: float = 30.0,
+                openvino: str | None = None) -> Any:  # fmt: skip
+    """The ``ServedModel`` for a checkpoint folder, an export (an ONNX file or an OpenVINO folder), or
+    both (the checkpoint then describes the model and the export's runtime runs it)."""
     from .app import ServedModel
     from .runner import ModelRunner
 
-    if checkpoint is None and onnx is None:
-        raise NexnetError("give --checkpoint DIR (a best/ folder or a run folder) or --onnx FILE")
+    if checkpoint is None and onnx is None and openvino is None:
+        raise NexnetError("give --checkpoint DIR (a best/ folder or a run folder), --onnx FILE or --openvino DIR")
     if max_upload_mb <= 0:
         raise NexnetError(f"--max-upload-mb {max_upload_mb}: must be positive")
-    if onnx is not None:
-        if amp:
-            raise NexnetError("--amp applies to --checkpoint; an ONNX file runs in the precision it was exported in")
-        from ..inference.export import OnnxPredictor
-
-        pred: Any = OnnxPredictor.load(onnx)
-        info = _onnx_info(pred)
+    record = Checkpoint.read(checkpoint) if checkpoint is not None else None  # read once
+    pred: Any = load_predictor(record, onnx, openvino, device, amp)
+    exported = onnx if onnx is not None else openvino
+    if exported is not None:
+        info = {**pred.info, "checkpoint": None}
+        if record is not None:
+            refuse_other_model(pred, record, "--onnx" if onnx is not None else "--openvino")
+            info = _checkpoint_info(record)
+        info.update(onnx=Path(onnx).name if onnx else None, openvino=Path(openvino).name if openvino else None)
         parameters = None
-        if checkpoint is not None:
-            info = _matching_checkpoint(_checkpoint_info(Path(checkpoint)), info, onnx)
-        info["onnx"] = Path(onnx).name
-        where, precision = "cpu (onnxruntime)", "float32"
     else:
-        pred = Predictor.load(checkpoint, device, amp=amp)
-        info = {**_checkpoint_info(Path(checkpoint)), "onnx": None}
+        info = {**_checkpoint_info(record), "onnx": None, "openvino": None}
         parameters = sum(p.numel() for p in pred.model.parameters())
-        where, precision = str(pred.device), pred.precision
+    where, precision = str(pred.device), pred.precision
     info.update(image_size=pred.image_size, threshold=pred.threshold, parameters=parameters, device=where,
                 precision=precision, tta=tta, notice=NOT_A_DEVICE)  # fmt: skip
     if max_batch is None:  # one at a time on a CPU: masks equal predict's to the byte; batches pay on a GPU
@@ -80,14 +69,6 @@ def load_served(checkpoint: str | None, onnx: str | None, device: str = "auto", 
     info["max_batch"] = max_batch
     runner = ModelRunner(pred, tta=tta, max_batch=max_batch)
     return ServedModel(runner, info, int(max_upload_mb * 1e6))
-
-
-def _matching_checkpoint(ckpt: dict[str, Any], onnx: dict[str, Any], path: str) -> dict[str, Any]:
-    if (ckpt["name"], ckpt["image_size"]) != (onnx["name"], onnx["image_size"]):
-        raise NexnetError(f"--onnx {path} holds {onnx['name']} at {onnx['image_size']} px, but --checkpoint "
-                          f"{ckpt['checkpoint']} is {ckpt['name']} at {ckpt['image_size']} px; pass the pair "
-                          "that nexnet export made")  # fmt: skip
-    return ckpt
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -109,7 +90,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(checkpoint: str | None, onnx: str | None, host: str = "127.0.0.1", port: int = 8000,
           device: str = "auto", amp: bool = False, tta: bool = False, max_batch: int | None = None,
-          max_upload_mb: float = 30.0, say: Callable[[str], None] = print) -> int:  # fmt: skip
+          max_upload_mb: float = 30.0, say: Callable[[str], None] = print,
+          openvino: str | None = None) -> int:  # fmt: skip
     """Load the model, then serve it until interrupted (Ctrl-C)."""
     require_extra()
     import uvicorn
@@ -117,7 +99,7 @@ def serve(checkpoint: str | None, onnx: str | None, host: str = "127.0.0.1", por
     from .app import create_app
 
     with bind(host, port) as sock:  # before the model loads: a taken port fails at once
-        served = load_served(checkpoint, onnx, device, amp, tta, max_batch, max_upload_mb)
+        served = load_served(checkpoint, onnx, device, amp, tta, max_batch, max_upload_mb, openvino)
         if host not in LOCAL_HOSTS:
             say(f"warning: --host {host} makes the model reachable from other machines; nexnet serve has no "
                 "authentication, so put it behind one for anything but a trusted network")  # fmt: skip

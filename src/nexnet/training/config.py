@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..errors import NexnetError
+from ..evaluation import VALIDATION_METRICS
 from ..models.input_checks import nearest_multiples
 from .run_config import PretrainConfig, RunConfig, merge
 
@@ -85,31 +87,41 @@ def requested(config_file: str | Path | list | None = None, sets: list[str] | No
 
 def resolve(config_file: str | Path | list | None = None, sets: list[str] | None = None,
             **flags: Any) -> RunConfig:  # fmt: skip
-    """Defaults <- config file(s), later ones winning <- flags given on the command line
-    (``section__key``) <- ``--set``; resolved once into the typed :class:`RunConfig`."""
-    return RunConfig.from_dict(merge(DEFAULTS, requested(config_file, sets, **flags)))
+    """A run's typed config: defaults <- config file(s) <- flags <- ``--set``.
+
+    Args:
+        config_file: a YAML file, or a list of them (later ones win); None: none.
+        sets: ``KEY=VALUE`` overrides, e.g. ``["train.lr=3e-4"]``, values parsed as YAML.
+        flags: config keys as ``section__key=value`` (None: not given), e.g. ``model__name="unet"``.
+
+    Returns:
+        The :class:`RunConfig` (``model``, ``data``, ``train``, ``loss``, ``augment``) that ``train``
+        takes; ``train`` builds the model and checks the numbers.
+
+    Raises:
+        NexnetError: a missing or malformed file, an unknown key, or a section set as a value.
+    """
+    return resolved(requested(config_file, sets, **flags))
 
 
-# (section, key, flag, smallest valid value, may be null); checked before any decoding.
+def resolved(asked: dict) -> RunConfig:
+    """The defaults with ``asked`` (nested like a config, as ``requested`` makes it) laid over them."""
+    return RunConfig.from_dict(merge(DEFAULTS, asked))
+
+
+# (section, key, smallest valid value, may be null); checked before any decoding.
 NUMBERS = [
-    ("train", "epochs", "--epochs", 1, False),
-    ("train", "batch_size", "--batch-size", 1, False), ("train", "eval_batch_size", "train.eval_batch_size", 1, False),
-    ("train", "warmup_epochs", "train.warmup_epochs", 0, False), ("train", "early_stop", "train.early_stop", 1, False),
-    ("train", "plateau_patience", "train.plateau_patience", 1, False),
-    ("data", "workers", "--workers", 1, True), ("data", "seed", "--split-seed", 0, False),
-    ("train", "seed", "--seed", 0, False),
+    ("train", "epochs", 1, False), ("train", "batch_size", 1, False), ("train", "eval_batch_size", 1, False),
+    ("train", "warmup_epochs", 0, False), ("train", "early_stop", 1, False), ("train", "plateau_patience", 1, False),
+    ("data", "workers", 1, True), ("data", "seed", 0, False), ("train", "seed", 0, False),
 ]  # fmt: skip
-# (section, key, flag, may be null, may be 0)
+# (section, key, may be null, may be 0)
 REALS = [
-    ("train", "lr", "train.lr", False, False), ("train", "max_minutes", "--max-minutes", True, False),
-    ("train", "grad_clip", "train.grad_clip", True, False), ("train", "min_lr", "train.min_lr", False, True),
-    ("train", "weight_decay", "train.weight_decay", False, True),
-    ("train", "tpen_lr_scale", "train.tpen_lr_scale", False, False),
-    ("train", "tpen_weight_decay", "train.tpen_weight_decay", True, True),
-    ("train", "plateau_factor", "train.plateau_factor", False, False),
-    ("train", "ema_decay", "train.ema_decay", True, False),
-    ("loss", "bce_weight", "loss.bce_weight", False, True), ("loss", "dice_weight", "loss.dice_weight", False, True),
-    *[("augment", k, f"augment.{k}", False, True)
+    ("train", "lr", False, False), ("train", "max_minutes", True, False), ("train", "grad_clip", True, False),
+    ("train", "min_lr", False, True), ("train", "weight_decay", False, True), ("train", "tpen_lr_scale", False, False),
+    ("train", "tpen_weight_decay", True, True), ("train", "plateau_factor", False, False),
+    ("train", "ema_decay", True, False), ("loss", "bce_weight", False, True), ("loss", "dice_weight", False, True),
+    *[("augment", k, False, True)
       for k in ("hflip", "vflip", "rotate_degrees", "brightness", "contrast", "saturation")],
 ]  # fmt: skip
 PROBABILITIES = [("augment", "hflip"), ("augment", "vflip"), ("train", "plateau_factor")]  # at most 1
@@ -131,20 +143,23 @@ def check_real(value: Any, flag: str, default: Any, nullable: bool = False, zero
         raise NexnetError(f"{flag} {value!r}: use a number {bound} (default {default})")
 
 
-def check_image_size(size: int, multiple: int, model: str) -> None:
-    check_count(size, "--image-size", multiple, 224)
+def check_image_size(size: int, multiple: int, model: str, flag: str = "data.image_size") -> None:
+    check_count(size, flag, multiple, 224)
     if size % multiple:
         valid = " or ".join(str(v) for v in nearest_multiples(size, multiple))
-        raise NexnetError(f"--image-size {size}: {model} needs a multiple of {multiple}; use {valid}")
+        raise NexnetError(f"{flag} {size}: {model} needs a multiple of {multiple}; use {valid}")
 
 
-def check_run_numbers(cfg: RunConfig, size_multiple: int, model: str) -> None:
-    """One line naming the option and a valid value for the first bad number of a run's config."""
+def check_run_numbers(cfg: RunConfig, size_multiple: int, model: str,
+                      flag_names: Mapping[str, str] | None = None) -> None:  # fmt: skip
+    """One line naming the option and a valid value for the first bad number of a run's config.
+    Options are named by their config key (``train.epochs``), or as ``flag_names`` maps that key."""
     value = lambda section, key: getattr(getattr(cfg, section), key)  # noqa: E731
-    for section, key, flag, least, nullable in NUMBERS:
-        check_count(value(section, key), flag, least, DEFAULTS[section][key], nullable)
-    for section, key, flag, nullable, zero in REALS:
-        check_real(value(section, key), flag, DEFAULTS[section][key], nullable, zero)
+    named = lambda section, key: (flag_names or {}).get(f"{section}.{key}", f"{section}.{key}")  # noqa: E731
+    for section, key, least, nullable in NUMBERS:
+        check_count(value(section, key), named(section, key), least, DEFAULTS[section][key], nullable)
+    for section, key, nullable, zero in REALS:
+        check_real(value(section, key), named(section, key), DEFAULTS[section][key], nullable, zero)
     for section, key in PROBABILITIES:
         if value(section, key) > 1:
             raise NexnetError(f"{section}.{key} {value(section, key)!r}: use a number from 0 to 1")
@@ -155,7 +170,10 @@ def check_run_numbers(cfg: RunConfig, size_multiple: int, model: str) -> None:
     if pos_weight != "auto" and (isinstance(pos_weight, bool) or not isinstance(pos_weight, (int, float))
                                  or pos_weight <= 0):  # fmt: skip
         raise NexnetError(f"loss.pos_weight {pos_weight!r}: use auto (from the training masks) or a number above 0")
-    check_image_size(cfg.data.image_size, size_multiple, model)
+    check_image_size(cfg.data.image_size, size_multiple, model, named("data", "image_size"))
+    if cfg.train.select not in VALIDATION_METRICS:
+        raise NexnetError(f"train.select {cfg.train.select!r}: choose a validation metric, one of "
+                          f"{', '.join(VALIDATION_METRICS)} (default dice)")  # fmt: skip
 
 
 def dump(cfg: RunConfig | PretrainConfig | dict) -> str:

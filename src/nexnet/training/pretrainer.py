@@ -12,12 +12,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data import SEEN, DataConfig, build_arrays, discover_and_split, to_model_input
+from ..data import DataConfig, build_arrays, discover_and_split, to_model_input
 from ..errors import DataError, NexnetError
 from ..io import atomic_write_json
 from ..models import create_model
 from ..models.base import read_config
 from ..models.ssl_autoencoder import SSLAutoencoder
+from ..outputs import SEEN
 from ..plots import image_grid, line_chart, save_png
 from ..runtime import pick_device, place_model
 from .config import check_count, check_image_size, check_real
@@ -72,7 +73,7 @@ def _split_of(data: DataConfig, saved: Path | None) -> tuple[Any, Any]:
 
 def check_pretrain_numbers(cfg: PretrainConfig) -> None:
     """One line naming the option and a valid value for the first bad number."""
-    check_image_size(cfg.image_size, SSLAutoencoder.size_multiple, "ssl_autoencoder")
+    check_image_size(cfg.image_size, SSLAutoencoder.size_multiple, "ssl_autoencoder", "--image-size")
     flag = lambda key: f"--{key.replace('_', '-')}"  # noqa: E731
     for key, least in (("epochs", 1), ("batch_size", 1), ("workers", 1), ("seed", 0), ("split_seed", 0)):
         check_count(getattr(cfg, key), flag(key), least, PRETRAIN_DEFAULTS[key], nullable=key == "workers")

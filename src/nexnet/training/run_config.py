@@ -50,7 +50,8 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_patience: int = 10
     min_lr: float = 1.0e-6
-    early_stop: int = 30  # epochs without a better validation Dice
+    early_stop: int = 30  # epochs without a better validation score (``select``)
+    select: str = "dice"  # the validation metric that chooses best/ and stops early (VALIDATION_METRICS)
     grad_clip: float | None = 0.5
     tpen_lr_scale: float = 10.0
     tpen_weight_decay: float | None = 0.0  # None: the common weight_decay

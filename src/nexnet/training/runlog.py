@@ -6,10 +6,11 @@ import csv
 import io
 from pathlib import Path
 
+from ..evaluation import VALIDATION_METRICS
 from ..io import atomic_write_text
 from ..plots import line_chart
 
-LOG_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "val_iou", "lr", "seconds",
+LOG_FIELDS = ["epoch", "train_loss", "val_loss", *[f"val_{name}" for name in VALIDATION_METRICS], "lr", "seconds",
               "skipped_batches", "optimizer_steps", "best"]  # fmt: skip
 
 
@@ -40,7 +41,11 @@ def write_curves(path: Path, rows: list[dict]) -> None:
 
     panels = [
         ("loss", {"train loss": col("train_loss"), "val loss": col("val_loss")}),
-        ("validation (network resolution)", {"val Dice": col("val_dice"), "val IoU": col("val_iou")}, (0, 1)),
+        (
+            "validation (network resolution)",
+            {f"val {label}": col(f"val_{name}") for name, label in VALIDATION_METRICS.items()},
+            (0, 1),
+        ),  # fmt: skip
     ]
     if any("grad_norm_median" in r for r in rows):
         panels += [

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data import SEEN, RunData, Split, refuse_seen_pixels
+from ..data import RunData, Split, refuse_seen_pixels
 from ..errors import NexnetError
 from ..models import ssl_folder
 from ..models.base import read_config
+from ..outputs import SEEN
 
 
 def check_ssl_ids(checkpoint: str | Path, split: Split) -> None:

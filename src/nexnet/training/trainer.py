@@ -14,19 +14,19 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..data import SEEN, BatchLoader, RunData, Split, discover_and_split, prepare_data
+from ..data import BatchLoader, RunData, Split, discover_and_split, prepare_data
 from ..errors import NexnetError
-from ..evaluation import batch_dice_iou
-from ..models import create_model, load_ssl_encoder
-from ..models.registry import upgrade_config
-from ..runtime import autocast, autocast_dtype, pick_device, place_model, slow_autocast_note
+from ..evaluation import VALIDATION_METRICS, batch_metrics
+from ..models import load_ssl_encoder
+from ..outputs import SEEN
+from ..runtime import autocast, autocast_dtype, pick_device, place_model, precision_name, slow_autocast_note
 from . import distributed as D
-from .config import check_run_numbers
 from .diagnostics import TPENProbe
 from .ema import WeightAverage
 from .epoch import Stepper, fit_epoch
 from .losses import DiceBCELoss, positive_weight
 from .optim import build_optimizer
+from .resolution import ResolvedRun, resolve_config
 from .run_config import RunConfig, TrainConfig
 from .run_folder import RunFolder
 from .schedule import budget_reached, budget_spent, make_schedule, warmup_for
@@ -36,32 +36,52 @@ from .ssl_checkpoint import check_ssl_ids, check_ssl_pixels, ssl_seen_hashes
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: BatchLoader, loss_fn: torch.nn.Module,
              amp: torch.dtype | None, device: torch.device) -> dict[str, float]:  # fmt: skip
-    """Loss, mean per-image Dice and IoU at threshold 0.5, at network resolution."""
+    """``val_loss`` and the mean per-image ``val_NAME`` of each of :data:`VALIDATION_METRICS`, at
+    threshold 0.5 and network resolution."""
     model.eval()
-    losses, dices, ious = [], [], []
+    losses, scores = [], {name: [] for name in VALIDATION_METRICS}
     for batch in loader:
         with autocast(amp, device):
             logits = model(batch.images)
         logits = logits.float()
         losses.append(loss_fn(logits, batch.masks).item() * len(batch.index))
-        dice, iou = batch_dice_iou(logits > 0, batch.masks)
-        dices += dice.tolist()
-        ious += iou.tolist()
-    n = max(len(dices), 1)
-    return {"val_loss": sum(losses) / n, "val_dice": float(np.mean(dices)), "val_iou": float(np.mean(ious))}
+        for name, values in batch_metrics(logits > 0, batch.masks).items():
+            scores[name] += values.tolist()
+    n = max(len(scores["dice"]), 1)
+    return {"val_loss": sum(losses) / n, **{f"val_{name}": float(np.mean(v)) for name, v in scores.items()}}
 
 
-def train(cfg: RunConfig | dict, out: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Train ``cfg.model["name"]`` as ``cfg`` says (a ``RunConfig``, or its nested dicts), writing the
-    run folder ``out``. With ``resume``, continue the run in ``out``: pass its own config,
-    ``RunFolder(out).read_run_config()``, changed at most in its epochs, time budget and device."""
-    cfg = RunConfig.from_dict(cfg)
-    out = Path(out)
+def train(run: ResolvedRun | RunConfig | dict, out: str | Path, resume: bool = False,
+          quiet: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Train a model, writing the run folder ``out``.
+
+    Args:
+        run: what ``resolve_run`` made, taken as it is; or a config (a ``RunConfig``, or its nested
+            dicts), resolved here by ``resolve_config``: its paths made absolute and its model built.
+        out: the run folder: ``config.yaml``, ``split.json``, ``best/``, ``last/``, ``log.csv``.
+        resume: continue the run in ``out``. Its model is the one the run recorded; a config passed
+            with it should be that run's own, ``RunFolder(out).read_run_config()``, changed at most
+            in its epochs, time budget and device.
+        quiet: no progress output.
+
+    Returns:
+        The final state (``best_score``: the best validation ``train.select`` score, ``best_epoch``,
+        ``epoch``, ``optimizer_steps``, ``elapsed``), ``select`` (its log column, e.g. ``val_dice``),
+        ``stop_reason``, ``run`` (the folder) and ``log`` (one row per epoch).
+
+    Raises:
+        NexnetError: a folder, config or dataset the run cannot use, in one line, before any training.
+    """
+    if not isinstance(run, ResolvedRun):
+        run = resolve_config(run, out if resume else None)
+    elif resume and (run.resumed_from is None or run.resumed_from.resolve() != Path(out).resolve()):
+        raise NexnetError(f"--resume: this run was not resolved to resume {out}; resolve it with "
+                          f"resolve_run(..., out={str(out)!r}, resume=True)")  # fmt: skip
     env = D.DistEnv.from_env()
-    device = pick_device(cfg.train.device, env.local_rank)
+    device = pick_device(run.cfg.train.device, env.local_rank)
     D.init(env, device)
     try:
-        result = _train(cfg, RunFolder(out), resume, quiet, env, device)
+        result = _train(run, RunFolder(Path(out)), resume, quiet, env, device)
         D.barrier(env)  # rank 0 may still be writing best/ and last/: leave the group together
         return result
     finally:
@@ -93,10 +113,12 @@ class Run:
     bars_off: bool = False
 
 
-def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.DistEnv, device: torch.device) -> dict:
-    tc = cfg.train
+def _train(resolved: ResolvedRun, folder: RunFolder, resume: bool, quiet: bool, env: D.DistEnv,
+           device: torch.device) -> dict:  # fmt: skip
+    cfg, model, tc = resolved.cfg, resolved.model, resolved.cfg.train
     say = (lambda msg: tqdm.write(msg)) if env.main and not quiet else (lambda msg: None)
-    name, model, amp = _checked_model(cfg, folder, resume, device, say)  # every check before any decoding
+    folder.refuse_unless_writable(resume, [cfg.data.data_root])  # every check before any decoding
+    sched, amp = make_schedule(tc), autocast_dtype(tc.amp, device)
     ssl = tc.ssl_checkpoint if not resume else None
     if ssl:  # a pretraining that read held-out images is refused before anything is decoded or written
         made = discover_and_split(cfg.data)
@@ -109,10 +131,9 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.
         load_ssl_encoder(model, ssl)
     elif cfg.model.get("ssl") and not resume:
         say("warning: model.ssl without train.ssl_checkpoint: the SSL encoder starts from random weights")
-    run = _assemble(cfg, folder, env, device, say, model, data, amp, resume, quiet)
+    run = _assemble(cfg, folder, env, device, say, model, data, amp, sched, resume, quiet)
     if env.main:  # after a resumed run's state has loaded: a run that cannot resume keeps its files
-        # The model's full keyword set, so that a resumed run rebuilds it even if defaults change.
-        folder.write_config({**cfg.to_dict(), "model": {"name": name, **model.config}})
+        folder.write_config(cfg)
         if not (resume and folder.split.exists()):
             data.split.save(folder.split)
     left = _nothing_left(tc, run.state, run.rows)
@@ -122,7 +143,7 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.
     for epoch in range(run.state["epoch"], tc.epochs if left is None else 0):
         seconds = _epoch(run, epoch)
         if run.state["since_best"] >= tc.early_stop:
-            stop_reason = f"early stop: {tc.early_stop} epochs without a better val Dice"
+            stop_reason = f"early stop: {tc.early_stop} epochs without a better {_selected(tc)}"
             break
         if budget_reached(run.state["elapsed"], seconds, budget := tc.max_minutes):
             longer = f" (an epoch takes {seconds / 60:.1f} min, more than the budget)" if seconds > budget * 60 else ""
@@ -130,38 +151,28 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, quiet: bool, env: D.
             break
     state = run.state
     say(
-        f"{stop_reason}; best val mDice {state['best_dice']:.4f} at epoch {state['best_epoch']}; "
+        f"{stop_reason}; best {_selected(tc)} {state['best_score']:.4f} at epoch {state['best_epoch']}; "
         f"{state['optimizer_steps']} optimizer steps; run folder {folder.path}"
     )
-    return {**state, "stop_reason": stop_reason, "run": str(folder.path), "log": run.rows}
+    return {**state, "select": f"val_{tc.select}", "stop_reason": stop_reason, "run": str(folder.path),
+            "log": run.rows}  # fmt: skip
+
+
+def _selected(tc: TrainConfig) -> str:
+    """How messages name the selection metric: ``val mDice`` for ``train.select: dice``."""
+    return f"val {VALIDATION_METRICS[tc.select]}"
 
 
 def _nothing_left(tc: TrainConfig, state: dict[str, Any], rows: list[dict]) -> str | None:
     """Why a resumed run has nothing left to train, and what would let it train on; None if it has."""
     if state["since_best"] >= tc.early_stop:  # final: train.early_stop does not change on resume
-        return f"already stopped early ({tc.early_stop} epochs without a better val Dice): best/ holds its model"
+        return (f"already stopped early ({tc.early_stop} epochs without a better {_selected(tc)}): best/ holds "
+                "its model")  # fmt: skip
     if state["epoch"] >= tc.epochs:
         return f"already trained for --epochs {tc.epochs}; resume with a larger --epochs to train on"
     if budget_reached(state["elapsed"], rows[-1]["seconds"] if rows else 0.0, tc.max_minutes):
         return budget_spent(tc.max_minutes, state["elapsed"])
     return None
-
-
-def _checked_model(cfg: RunConfig, folder: RunFolder, resume: bool, device: torch.device,
-                   say: Callable[[str], None]) -> tuple[str, torch.nn.Module, torch.dtype | None]:  # fmt: skip
-    """The output folder, the model, the numbers, the schedule and the precision, each refused in one
-    line before any image is decoded; the model built (on the CPU) with the run's seed."""
-    tc = cfg.train
-    folder.refuse_unless_writable(resume, [cfg.data.data_root])
-    _absolute_paths(cfg)  # so that --resume works from any folder
-    name, kwargs = _model_spec(cfg, folder, resume)
-    torch.manual_seed(tc.seed)
-    if name == "ssl_autoencoder":
-        raise NexnetError("ssl_autoencoder is the SSL pretraining model: train it with nexnet pretrain")
-    model = create_model(name, **kwargs)
-    check_run_numbers(cfg, model.size_multiple, name)
-    make_schedule(tc)
-    return name, model, autocast_dtype(tc.amp, device)
 
 
 def _load_data(cfg: RunConfig, folder: RunFolder, resume: bool, env: D.DistEnv, say: Callable[[str], None],
@@ -192,9 +203,9 @@ def _load_data(cfg: RunConfig, folder: RunFolder, resume: bool, env: D.DistEnv, 
 
 
 def _assemble(cfg: RunConfig, folder: RunFolder, env: D.DistEnv, device: torch.device, say: Callable[[str], None],
-              model: torch.nn.Module, data: RunData, amp: torch.dtype | None, resume: bool,
+              model: torch.nn.Module, data: RunData, amp: torch.dtype | None, sched: Any, resume: bool,
               quiet: bool) -> Run:  # fmt: skip
-    """Loss, optimizer, schedule, scaler and loaders; the saved state when resuming."""
+    """Loss, optimizer, scaler and loaders; the saved state when resuming."""
     tc = cfg.train
     train_rows, val_rows = data.rows("train"), data.rows("val")
     pos_weight = cfg.loss.pos_weight
@@ -202,8 +213,8 @@ def _assemble(cfg: RunConfig, folder: RunFolder, env: D.DistEnv, device: torch.d
         pos_weight = positive_weight(data.arrays.masks[np.sort(train_rows)])
     loss_fn = DiceBCELoss(float(pos_weight), cfg.loss.bce_weight, cfg.loss.dice_weight).to(device)
     optimizer, trainable = build_optimizer(model, tc)
-    sched, scaler = make_schedule(tc), make_scaler(amp, device)
-    state: dict[str, Any] = {"epoch": 0, "best_dice": -1.0, "best_epoch": 0, "since_best": 0,
+    scaler = make_scaler(amp, device)
+    state: dict[str, Any] = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "since_best": 0,
                              "optimizer_steps": 0, "elapsed": 0.0, "pos_weight": float(pos_weight)}  # fmt: skip
     if resume:
         saved = folder.load_last(model, optimizer)
@@ -211,6 +222,8 @@ def _assemble(cfg: RunConfig, folder: RunFolder, env: D.DistEnv, device: torch.d
         if scaler_state := saved.pop("scaler", None):  # fp16's loss scale continues where it was
             scaler.load_state_dict(scaler_state)
         state.update(saved)
+        if "best_dice" in state:  # a run saved before train.select: it selected on val_dice
+            state["best_score"] = state.pop("best_dice")
         say(f"resuming {folder.path} after epoch {state['epoch']}")
     average = WeightAverage(model, tc.ema_decay) if tc.ema_decay is not None else None
     saved_average = state.pop("ema", None)
@@ -257,13 +270,14 @@ def _epoch(run: Run, epoch: int) -> float:
     D.sync_buffers(run.model, env)
     judged = run.stepper.average.module if run.stepper.average else run.model  # what best/ will hold
     metrics = D.metrics_from_main(validate(judged, run.val_loader, run.loss_fn, run.amp, device), env, device)
-    run.sched.step(epoch, metrics["val_dice"])
-    improved = metrics["val_dice"] > state["best_dice"]
+    score = metrics[f"val_{tc.select}"]
+    run.sched.step(epoch, score)
+    improved = score > state["best_score"]
     seconds = D.from_main(time.time() - start, env, device)  # one clock for the schedule and the budget
     state.update(epoch=epoch + 1, elapsed=state["elapsed"] + seconds)
     state["since_best"] = 0 if improved else state["since_best"] + 1
     if improved:
-        state.update(best_dice=metrics["val_dice"], best_epoch=epoch + 1)
+        state.update(best_score=score, best_epoch=epoch + 1)
     row = {"epoch": epoch + 1, "train_loss": fit.pop("train_loss"), **metrics, "lr": lr,
            "seconds": round(seconds, 2), "skipped_batches": fit["skipped_batches"],
            "optimizer_steps": state["optimizer_steps"], "best": int(improved), **fit}  # fmt: skip
@@ -307,24 +321,12 @@ def _seen_images(cfg: RunConfig, folder: RunFolder, data: RunData, resume: bool)
 
 def _epoch_line(row: dict, epochs: int, improved: bool) -> str:
     skipped = row["skipped_batches"]
+    scores = "  ".join(f"{label} {row[f'val_{name}']:.4f}" for name, label in VALIDATION_METRICS.items())
     return (f"epoch {row['epoch']:>3}/{epochs}  loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
-            f"val mDice {row['val_dice']:.4f}  mIoU {row['val_iou']:.4f}  lr {row['lr']:.2e}  {row['seconds']:.0f}s"
+            f"val {scores}  lr {row['lr']:.2e}  {row['seconds']:.0f}s"
             f"{'  *best' if improved else ''}  grad norm {row['grad_norm_median']:.2f} (max "
             f"{row['grad_norm_max']:.2f}, {row['clipped_fraction']:.0%} clipped)"
             f"{f'  skipped {skipped} non-finite batches' if skipped else ''}")  # fmt: skip
-
-
-def _absolute_paths(cfg: RunConfig) -> None:
-    if cfg.data.data_root:
-        cfg.data.data_root = str(Path(cfg.data.data_root).resolve())
-    if cfg.data.split and Path(cfg.data.split).is_file():  # a split.json, not a split's name
-        cfg.data.split = str(Path(cfg.data.split).resolve())
-    if cfg.train.ssl_checkpoint:
-        cfg.train.ssl_checkpoint = str(Path(cfg.train.ssl_checkpoint).resolve())
-
-
-def precision_name(amp: torch.dtype | None) -> str:
-    return "float32" if amp is None else f"{str(amp).removeprefix('torch.')} autocast"
 
 
 def make_scaler(amp: torch.dtype | None, device: torch.device) -> torch.amp.GradScaler:
@@ -332,21 +334,9 @@ def make_scaler(amp: torch.dtype | None, device: torch.device) -> torch.amp.Grad
     return torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
 
-def _model_spec(cfg: RunConfig, folder: RunFolder, resume: bool) -> tuple[str, dict]:
-    """The model's name and keywords. A resumed run rebuilds the model its ``config.yaml`` recorded,
-    whoever resumes it, upgraded from older releases (runs from before forms hold the paper form)."""
-    name = cfg.model_name
-    if not (resume and folder.config.is_file()):
-        return name, cfg.model_kwargs()
-    saved = folder.read_config().get("model", {})
-    if saved.get("name") != name:
-        raise NexnetError(f"{folder.path}: holds a run of {saved.get('name')!r}, not {name!r}; resume it as it was")
-    return name, upgrade_config(name, {k: v for k, v in saved.items() if k != "name"})
-
-
 def _best_extra(cfg: RunConfig, split: Split, epoch: int, metrics: dict) -> dict:
     """``best/config.json``'s record of the run: with ``best/split.json`` it names every case the
     model was trained and selected on, so that evaluation can refuse to score them."""
     return {"image_size": int(cfg.data.image_size), "dataset": cfg.data.dataset, **split.record(),
-            "seed": int(cfg.train.seed), "epoch": epoch, "val_dice": metrics["val_dice"],
+            "seed": int(cfg.train.seed), "epoch": epoch, **metrics, "selected_on": f"val_{cfg.train.select}",
             "amp": cfg.train.amp}  # fmt: skip
