@@ -94,6 +94,17 @@ def _threshold(threshold: str, subset: str, on_validation: Callable[[], float]) 
     return on_validation(), "validation split (best mean Dice over 0.05..0.95)"
 
 
+def _predictor(record: Checkpoint, onnx: str | Path | None, openvino: str | Path | None, device: str,
+               amp: bool | str, graphs: bool, say: Callable[[str], None]) -> Any:  # fmt: skip
+    """The checkpoint's predictor, or its export's (refused if it is another model's)."""
+    pred = load_predictor(record, onnx, openvino, device, amp, graphs)
+    if onnx is not None or openvino is not None:
+        refuse_other_model(pred, record, "--onnx" if onnx is not None else "--openvino")
+    if isinstance(pred, Predictor) and (note := slow_autocast_note(pred.amp, pred.device)):
+        say(f"note: {note}")
+    return pred
+
+
 def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split: str | None = None,
              subset: str = "test", threshold: str = "0.5", tta: bool = False, protocol: str = "honest",
              out: str | Path | None = None, device: str = "auto", batch_size: int = 8,
@@ -109,13 +120,9 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
     if protocol not in ("honest", "paper"):
         raise NexnetError(f"--protocol {protocol!r}: honest or paper")
     record = Checkpoint.read(checkpoint)  # read once: for the model, its split and the images it saw
-    pred = load_predictor(record, onnx, openvino, device, amp, graphs)
-    if onnx is not None or openvino is not None:
-        refuse_other_model(pred, record, "--onnx" if onnx is not None else "--openvino")
+    pred = _predictor(record, onnx, openvino, device, amp, graphs, say)
     if out:
         _check_out(out, data_root)
-    if isinstance(pred, Predictor) and (note := slow_autocast_note(pred.amp, pred.device)):
-        say(f"note: {note}")
     wanted = DataConfig(dataset, str(data_root), split, image_size=pred.image_size, skip_bad=skip_bad)
     scored = scored_data(record, wanted, split_seed, subset, say, threshold == "val", drop_seen)
     data, left_out = scored.data, set(scored.left_out)
