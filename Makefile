@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 demo: $(STAMP)
 	$(VENV)/bin/nexnet demo
@@ -33,5 +33,6 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache demo
 
-clean-cache: $(STAMP)
-	$(PY) -m nexnet cache --clear
+clean-cache:  # without an installed .venv, remove the folder itself rather than install to do it
+	@if [ -f $(STAMP) ]; then $(PY) -m nexnet cache --clear; \
+	else rm -rf "$${NEXNET_CACHE_DIR:-$$HOME/.cache/nexnet-seg}" && echo "removed the nexnet cache"; fi

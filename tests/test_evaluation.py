@@ -87,3 +87,13 @@ def test_threshold_chosen_on_validation_is_recorded(data, tmp_path):
     assert s["threshold"]["chosen_on"].startswith("validation split") and 0.05 <= s["threshold"]["value"] <= 0.95
     assert main(["evaluate", "--checkpoint", str(run / "best"), "--dataset", "folder", "--data-root", str(data),
                  "--threshold", "val", "--subset", "val"]) == 2  # fmt: skip
+
+
+def test_an_evaluation_folder_names_every_setting_that_changes_its_numbers():
+    from nexnet.evaluation.evaluator import variant_of
+
+    assert variant_of(None, "float32", "0.5", False, "honest") == ()  # the plain one keeps today's name
+    assert variant_of(None, "float32", "0.50", False, "honest") == ()
+    assert variant_of(None, "bfloat16 autocast", "val", True, "paper") == ("bfloat16", "thr-val", "tta", "paper")
+    assert variant_of("openvino", "int8", "0.4", False, "honest") == ("openvino", "int8", "thr-0.4")
+    assert variant_of("onnx", "float32", "0.5", False, "honest") == ("onnx",)

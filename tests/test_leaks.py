@@ -163,6 +163,9 @@ def test_each_evaluation_keeps_its_own_summary_and_validation_is_labelled(data, 
     assert main(["evaluate", "--checkpoint", str(run / "best"), "--dataset", "kvasir", "--data-root", str(other),
                  "--split", "seeded", "--subset", "all"]) == 0  # fmt: skip
     assert json.loads(test_summary.read_text()) == first  # another dataset's score replaced nothing
+    assert main([*own, "--threshold", "val", "--tta", "--protocol", "paper"]) == 0
+    tuned = json.loads((run / "eval" / "best_folder_seeded_test_thr-val_tta_paper" / "summary.json").read_text())
+    assert tuned["tta"] and json.loads(test_summary.read_text()) == first  # other settings, another folder
     assert json.loads((run / "eval" / "best_kvasir_seeded_all" / "summary.json").read_text())["cases"] == 6
     assert not (run / "best" / "summary.json").exists()
     capsys.readouterr()

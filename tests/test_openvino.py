@@ -52,9 +52,29 @@ def test_int8_calibrates_on_training_images_only_and_records_its_check(run, tmp_
 
 
 def test_int8_that_loses_more_than_the_allowed_drop_writes_nothing(run, tmp_path):
-    with pytest.raises(NexnetError, match="drops by more than --max-dice-drop -1 .* nothing written"):
+    tried = r"\(every layer: [0-9.]+; T-PEN at float32: [0-9.]+\); nothing written"  # both attempts
+    with pytest.raises(NexnetError, match="drops by more than --max-dice-drop -1 .*" + tried):
         export_openvino(run / "best", tmp_path / "q", int8=True, max_dice_drop=-1.0, say=lambda m: None)
     assert not (tmp_path / "q").exists()
+
+
+def test_a_network_without_tpen_layers_gets_no_second_int8_attempt(run, tmp_path, monkeypatch):
+    from nexnet.inference.openvino import to_openvino
+    from nexnet.recipes import deploy
+
+    names = deploy.matching_layers(to_openvino(Predictor.load(run / "best", "cpu")), deploy.TPEN_SCOPE["patterns"])
+    assert names and all("/tpen/" in n for n in names)  # module paths survive ONNX and OpenVINO
+    monkeypatch.setitem(deploy.TPEN_SCOPE, "patterns", [".*no_such_layer.*"])
+    with pytest.raises(NexnetError, match=r"\(every layer: [0-9.]+\); nothing written"):
+        export_openvino(run / "best", tmp_path / "q", int8=True, max_dice_drop=-1.0, say=lambda m: None)
+
+
+def test_a_bad_calibration_count_is_refused_before_the_conversion(run, tmp_path, monkeypatch):
+    from nexnet.recipes import deploy
+
+    monkeypatch.setattr(deploy, "to_openvino", lambda pred: pytest.fail("converted before checking the flags"))
+    with pytest.raises(NexnetError, match="--calibration-images 0: give at least 1"):
+        export_openvino(run / "best", tmp_path / "q", int8=True, calibration_images=0, say=lambda m: None)
 
 
 def test_calibration_refuses_a_training_image_that_is_a_held_out_one(run, tmp_path):

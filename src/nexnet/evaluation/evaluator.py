@@ -65,14 +65,32 @@ SELECTION_NOTE = (
 )
 
 
-def own_folder(checkpoint: Checkpoint, dataset: str, split: Split, subset: str) -> Path:
-    """Where an evaluation goes by default: ``RUN/eval/CHECKPOINT_DATASET_SPLIT_SUBSET`` (or
-    ``CHECKPOINT/eval/...`` outside a run folder), one folder per evaluation, so that none replaces
-    another (and retraining, which rewrites ``best/``, loses none)."""
+def own_folder(checkpoint: Checkpoint, dataset: str, split: Split, subset: str, variant: tuple[str, ...] = ()) -> Path:
+    """Where an evaluation goes by default: ``RUN/eval/CHECKPOINT_DATASET_SPLIT_SUBSET[_VARIANT...]``
+    (or ``CHECKPOINT/eval/...`` outside a run folder), one folder per evaluation, so that none
+    replaces another (and retraining, which rewrites ``best/``, loses none). ``variant``: what else
+    changes the scores (:func:`variant_of`)."""
     safe = lambda text: re.sub(r"[^A-Za-z0-9.-]+", "-", str(text)).strip("-")  # noqa: E731
     run = checkpoint.run_folder
-    name = "_".join(safe(t) for t in (checkpoint.path.resolve().name, dataset, split.name, subset))
+    name = "_".join(safe(t) for t in (checkpoint.path.resolve().name, dataset, split.name, subset, *variant))
     return (run / "eval" / name) if run is not None else checkpoint.path / "eval" / name.split("_", 1)[1]
+
+
+def variant_of(runtime: str | None, precision: str, threshold: str, tta: bool, protocol: str) -> tuple[str, ...]:
+    """The parts of an evaluation's folder name beyond its cases, for each setting that changes its
+    numbers: ``onnx`` or ``openvino``, a precision other than float32, a threshold other than 0.5,
+    ``tta``, ``paper``. The plain honest evaluation has none."""
+    parts = [runtime] if runtime else []
+    parts += [precision.split()[0]] if precision != "float32" else []
+    parts += [] if _is_half(threshold) else [f"thr-{threshold}"]
+    return (*parts, *(["tta"] if tta else []), *(["paper"] if protocol == "paper" else []))
+
+
+def _is_half(threshold: str) -> bool:
+    try:
+        return float(threshold) == 0.5
+    except ValueError:
+        return False
 
 
 def _check_out(out: str | Path, data_root: str | Path) -> None:
@@ -127,7 +145,9 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
     scored = scored_data(record, wanted, split_seed, subset, say, threshold == "val", drop_seen)
     data, left_out = scored.data, set(scored.left_out)
     if not out and to_own_folder:
-        out = own_folder(record, dataset, data.split, subset)
+        runtime = "onnx" if onnx else "openvino" if openvino else None
+        variant = variant_of(runtime, pred.precision, threshold, tta, protocol)
+        out = own_folder(record, dataset, data.split, subset, variant)
         _check_out(out, data_root)
     pairs = {p.id: p for p in data.found.pairs}
 

@@ -9,6 +9,7 @@ second attempt keeps it at float32 before the export gives up.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -66,6 +67,8 @@ def export_openvino(checkpoint: str | Path, out: str | Path, int8: bool = False,
     """
     ov = require_openvino()
     record = Checkpoint.read(checkpoint)
+    if int8 and calibration_images < 1:  # before the conversion, which takes seconds
+        raise NexnetError(f"--calibration-images {calibration_images}: give at least 1 (default {DEFAULT_CALIBRATION})")
     if int8 and data_root is None:
         data_root = _trained_root(record)  # before anything is written: --out may not lie inside it
     refuse_inside_sources(out, "--out", {"--checkpoint": record.path, "--data-root": data_root})
@@ -106,7 +109,9 @@ def quantize(pred: Predictor, record: Checkpoint, model: Any, data_root: str | P
                           "export at float32")  # fmt: skip
     reference = val_masks(_logits(compile_model(model, threads)), data, val, pred.threshold)
     tried = []
-    attempts = {"every layer": {}, "T-PEN at float32": {"ignored_scope": nncf.IgnoredScope(**TPEN_SCOPE)}}
+    attempts: dict[str, dict] = {"every layer": {}}
+    if matching_layers(model, TPEN_SCOPE["patterns"]):  # a network without T-PEN gets no second attempt
+        attempts["T-PEN at float32"] = {"ignored_scope": nncf.IgnoredScope(**TPEN_SCOPE)}
     for label, options in attempts.items():
         say(f"int8: calibrating on {len(calibration)} training images ({label})")
         quantized = nncf.quantize(model, dataset, subset_size=len(calibration), **options)
@@ -135,8 +140,6 @@ def calibration_data(
                           "calibration may use no other; export at float32, or a training run's best/")  # fmt: skip
     split_file, split = found
     root = data_root if data_root is not None else _trained_root(record)
-    if count < 1:
-        raise NexnetError(f"--calibration-images {count}: give at least 1 (default {DEFAULT_CALIBRATION})")
     wanted = DataConfig(split.dataset, str(root), str(split_file), image_size=size)
     rng = np.random.default_rng(0)
     calibration = sorted(rng.choice(sorted(split.train), min(count, len(split.train)), replace=False).tolist())
@@ -151,6 +154,14 @@ def calibration_data(
     refuse_seen_pixels(held_hashes, data, calibration, "calibration images", "the model is validated or tested on",
                        "restore the training images the run had, or export at float32")  # fmt: skip
     return data, calibration
+
+
+def matching_layers(model: Any, patterns: list[str]) -> list[str]:
+    """The names of ``model``'s operations that an NNCF ignored scope of ``patterns`` would keep out
+    (names carry the PyTorch module path, e.g. ``/encoder.0/tpen/Mul``)."""
+    compiled = [re.compile(p) for p in patterns]
+    names = [op.get_friendly_name() for op in model.get_ops()]
+    return [name for name in names if any(c.match(name) for c in compiled)]
 
 
 def _trained_root(record: Checkpoint) -> str:
