@@ -59,14 +59,19 @@ def test_int8_that_loses_more_than_the_allowed_drop_writes_nothing(run, tmp_path
 
 
 def test_a_network_without_tpen_layers_gets_no_second_int8_attempt(run, tmp_path, monkeypatch):
+    import nncf
+
     from nexnet.inference.openvino import to_openvino
     from nexnet.recipes import deploy
 
     names = deploy.matching_layers(to_openvino(Predictor.load(run / "best", "cpu")), deploy.TPEN_SCOPE["patterns"])
     assert names and all("/tpen/" in n for n in names)  # module paths survive ONNX and OpenVINO
+    attempts = []  # the calibration itself is the test above's: here only which attempts run
+    monkeypatch.setattr(nncf, "quantize", lambda model, data, subset_size, **kw: attempts.append(kw) or model)
     monkeypatch.setitem(deploy.TPEN_SCOPE, "patterns", [".*no_such_layer.*"])
     with pytest.raises(NexnetError, match=r"\(every layer: [0-9.]+\); nothing written"):
         export_openvino(run / "best", tmp_path / "q", int8=True, max_dice_drop=-1.0, say=lambda m: None)
+    assert attempts == [{}]
 
 
 def test_a_bad_calibration_count_is_refused_before_the_conversion(run, tmp_path, monkeypatch):
