@@ -33,6 +33,6 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache demo
 
-clean-cache:  # without an installed .venv, remove the folder itself rather than install to do it
-	@if [ -f $(STAMP) ]; then $(PY) -m nexnet cache --clear; \
-	else rm -rf "$${NEXNET_CACHE_DIR:-$$HOME/.cache/nexnet-seg}" && echo "removed the nexnet cache"; fi
+clean-cache:  # without an installed .venv, remove nexnet's folders there rather than install to do it
+	@if [ -f $(STAMP) ]; then $(PY) -m nexnet cache --clear; else \
+	d="$${NEXNET_CACHE_DIR-$$HOME/.cache/nexnet-seg}"; rm -rf "$$d/facts" "$$d/arrays"; echo "cleared $$d"; fi

@@ -95,5 +95,5 @@ def test_an_evaluation_folder_names_every_setting_that_changes_its_numbers():
     assert variant_of(None, "float32", "0.5", False, "honest") == ()  # the plain one keeps today's name
     assert variant_of(None, "float32", "0.50", False, "honest") == ()
     assert variant_of(None, "bfloat16 autocast", "val", True, "paper") == ("bfloat16", "thr-val", "tta", "paper")
-    assert variant_of("openvino", "int8", "0.4", False, "honest") == ("openvino", "int8", "thr-0.4")
-    assert variant_of("onnx", "float32", "0.5", False, "honest") == ("onnx",)
+    assert variant_of("openvino-q", "int8", "0.40", False, "honest") == ("openvino-q", "int8", "thr-0.4")
+    assert variant_of("onnx-model.onnx", "float32", ".5", False, "honest") == ("onnx-model.onnx",)

@@ -25,7 +25,8 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="paper: also the authors' batch-pooled, test-thresholded Dice, labelled")  # fmt: skip
     e.add_argument("--out", default=None,
                    help="folder for summary.json (default: one folder per evaluation, RUN/eval/CHECKPOINT_DATASET_"
-                        "SPLIT_SUBSET, e.g. runs/kvasir/eval/best_kvasir_pranet_test)")  # fmt: skip
+                        "SPLIT_SUBSET[_SETTINGS], e.g. runs/kvasir/eval/best_kvasir_pranet_test, or ..._thr-val_tta "
+                        "with --threshold val --tta)")  # fmt: skip
     e.add_argument("--skip-bad", action="store_true", help="leave unreadable pairs out and list them (as train does)")
     e.add_argument("--drop-seen", action="store_true",
                    help="leave out the scored cases the model trained or was selected on (by id or pixels; named "

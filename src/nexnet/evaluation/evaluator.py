@@ -78,19 +78,24 @@ def own_folder(checkpoint: Checkpoint, dataset: str, split: Split, subset: str, 
 
 def variant_of(runtime: str | None, precision: str, threshold: str, tta: bool, protocol: str) -> tuple[str, ...]:
     """The parts of an evaluation's folder name beyond its cases, for each setting that changes its
-    numbers: ``onnx`` or ``openvino``, a precision other than float32, a threshold other than 0.5,
-    ``tta``, ``paper``. The plain honest evaluation has none."""
+    numbers: the export (``onnx-FILE``, ``openvino-FOLDER``), a precision other than float32, a
+    threshold other than 0.5, ``tta``, ``paper``. The plain honest evaluation has none."""
     parts = [runtime] if runtime else []
     parts += [precision.split()[0]] if precision != "float32" else []
-    parts += [] if _is_half(threshold) else [f"thr-{threshold}"]
+    parts += [] if _is_half(threshold) else [f"thr-{_number(threshold)}"]
     return (*parts, *(["tta"] if tta else []), *(["paper"] if protocol == "paper" else []))
 
 
 def _is_half(threshold: str) -> bool:
+    return _number(threshold) == "0.5"
+
+
+def _number(text: str) -> str:
+    """``0.40`` and ``.4`` as ``0.4``; anything else (``val``) as it is."""
     try:
-        return float(threshold) == 0.5
+        return f"{float(text):g}"
     except ValueError:
-        return False
+        return text
 
 
 def _check_out(out: str | Path, data_root: str | Path) -> None:
@@ -145,7 +150,7 @@ def evaluate(checkpoint: str | Path, dataset: str, data_root: str | Path, split:
     scored = scored_data(record, wanted, split_seed, subset, say, threshold == "val", drop_seen)
     data, left_out = scored.data, set(scored.left_out)
     if not out and to_own_folder:
-        runtime = "onnx" if onnx else "openvino" if openvino else None
+        runtime = f"onnx-{Path(onnx).name}" if onnx else f"openvino-{Path(openvino).name}" if openvino else None
         variant = variant_of(runtime, pred.precision, threshold, tta, protocol)
         out = own_folder(record, dataset, data.split, subset, variant)
         _check_out(out, data_root)

@@ -67,8 +67,8 @@ def export_openvino(checkpoint: str | Path, out: str | Path, int8: bool = False,
     """
     ov = require_openvino()
     record = Checkpoint.read(checkpoint)
-    if int8 and calibration_images < 1:  # before the conversion, which takes seconds
-        raise NexnetError(f"--calibration-images {calibration_images}: give at least 1 (default {DEFAULT_CALIBRATION})")
+    if int8:  # before the conversion, which takes seconds
+        _check_count(calibration_images)
     if int8 and data_root is None:
         data_root = _trained_root(record)  # before anything is written: --out may not lie inside it
     refuse_inside_sources(out, "--out", {"--checkpoint": record.path, "--data-root": data_root})
@@ -140,6 +140,7 @@ def calibration_data(
                           "calibration may use no other; export at float32, or a training run's best/")  # fmt: skip
     split_file, split = found
     root = data_root if data_root is not None else _trained_root(record)
+    _check_count(count)
     wanted = DataConfig(split.dataset, str(root), str(split_file), image_size=size)
     rng = np.random.default_rng(0)
     calibration = sorted(rng.choice(sorted(split.train), min(count, len(split.train)), replace=False).tolist())
@@ -162,6 +163,11 @@ def matching_layers(model: Any, patterns: list[str]) -> list[str]:
     compiled = [re.compile(p) for p in patterns]
     names = [op.get_friendly_name() for op in model.get_ops()]
     return [name for name in names if any(c.match(name) for c in compiled)]
+
+
+def _check_count(count: int) -> None:
+    if count < 1:
+        raise NexnetError(f"--calibration-images {count}: give at least 1 (default {DEFAULT_CALIBRATION})")
 
 
 def _trained_root(record: Checkpoint) -> str:
