@@ -254,3 +254,16 @@ def test_a_later_command_at_other_budgets_keeps_the_earlier_skip_records(tmp_pat
                             say=lambda _: None)  # fmt: skip
     assert [(k["model"], k["width"], k["budget_min"]) for k in result["skipped_seeds"]] == [("unet", "1/8", 1.0)]
     assert "up to 2 seed(s) per point" in (tmp_path / "f" / "frontier.md").read_text()
+
+
+def test_a_lone_run_gets_a_skipped_seed_beside_it(tmp_path, data, monkeypatch):
+    # unet 1/8 is 0.05 under its family's best: skipped, unless a phase of two jobs would leave a run alone
+    asked = fake_runs(monkeypatch, lambda m, w, b, s: 0.8 - (0.05 if (m, w) == ("unet", Fraction(1, 8)) else 0.0))
+    result = F.run_frontier(plan_for(tmp_path, data, budgets=[1.0], jobs=2), say=lambda _: None)
+    assert len(asked) == 8 and ("unet", "1/8", 1.0, 1) in asked[4:]  # three second seeds and their partner
+    assert result["skipped_seeds"] == []
+    asked.clear()
+    result = F.run_frontier(plan_for(tmp_path, data, budgets=[1.0], jobs=2), say=lambda _: None)
+    assert asked == [] and result["skipped_seeds"] == []  # the partner's seed counts as run, not skipped
+    with_one_job = F.run_frontier(plan_for(tmp_path, data, out=tmp_path / "g", budgets=[1.0]), say=lambda _: None)
+    assert [k["width"] for k in with_one_job["skipped_seeds"]] == ["1/8"]

@@ -280,14 +280,40 @@ def run_frontier(plan: FrontierPlan, say: Callable[[str], None] = print) -> dict
         final = len(done.missing) == missing  # with first seeds still to train, no setting is skipped yet
         rest, left_out = report.seeds_to_run(list(done.points.values()), budget, plan.models, settings, plan.seeds,
                                              plan.skip_below if final else None)  # fmt: skip
-        done.skipped += left_out
         rest.sort(key=lambda r: (r[2], settings.index(r[1]), plan.models.index(r[0])))
-        _run_all(plan, [Point(m, *st, budget, s) for m, st, s in rest], say, done)
+        todo = [Point(m, *st, budget, s) for m, st, s in rest]
+        todo += _partners(plan, todo, left_out, done)
+        done.skipped += left_out
+        _run_all(plan, todo, say, done)
     if plan.extend_best:
         chosen = report.choose(list(done.points.values()), max(plan.budgets), plan.models)
         _run_all(plan, [Point(m, *st, plan.extend_best, s) for s in range(plan.seeds) for m, st in chosen.items()],
                  say, done)  # fmt: skip
     return report.write_report(plan.out, list(done.points.values()), done.skipped, _settings(plan), done.missing)
+
+
+def _partners(plan: FrontierPlan, todo: list[Point], left_out: list[dict], done: Progress) -> list[Point]:
+    """Skipped seeds to run beside a phase's lone runs, so that no run has the machine to itself
+    (it would run faster than its peers): the settings closest to their family's best go first.
+    Seeds that ran (now or as an earlier partner) leave ``left_out``'s records, and an emptied
+    record leaves ``left_out``."""
+    for record in left_out:
+        width = parse_width(record["width"])
+        record["seeds_skipped"] = [
+            s for s in record["seeds_skipped"]
+            if Point(record["model"], width, record["image_size"], record["budget_min"], s).name not in done.points
+        ]  # fmt: skip
+    fresh = sum(p.name not in done.points for p in todo)
+    wanted = (-fresh) % plan.jobs if plan.jobs > 1 and fresh and not plan.report_only else 0
+    partners = []
+    for record in sorted(left_out, key=lambda k: k["family_best_first_seed_val_mdice"] - k["first_seed_val_mdice"]):
+        while wanted and record["seeds_skipped"]:
+            seed = record["seeds_skipped"].pop(0)
+            partners.append(Point(record["model"], parse_width(record["width"]), record["image_size"],
+                                  record["budget_min"], seed))  # fmt: skip
+            wanted -= 1
+    left_out[:] = [k for k in left_out if k["seeds_skipped"]]
+    return partners
 
 
 def _run_all(plan: FrontierPlan, todo: list[Point], say: Callable[[str], None], done: Progress) -> None:
