@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --durations=20
 
 demo: $(STAMP)
 	$(VENV)/bin/nexnet demo

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,16 @@ def shared_dataset(rel: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is absent (the shared datasets are only on the development machines)")
     return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test``), one torch thread per worker and per subprocess it starts:
+    as many workers as cores, each with as many threads, would oversubscribe the machine."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

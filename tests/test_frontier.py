@@ -12,6 +12,7 @@ from nexnet.evaluation.metrics import bootstrap_ci, paired_difference
 from nexnet.recipes import frontier as F
 from nexnet.recipes import frontier_report as R
 from nexnet.recipes.frontier import FrontierPlan, width_keywords
+from nexnet.runtime import machine
 
 
 def point(model, width, seed, val, test_dice, budget=10.0, size=128):
@@ -126,6 +127,8 @@ def test_toy_frontier_runs_reports_and_resumes(tmp_path, data, capsys):
     for p in result["points"]:
         assert p["epochs"] >= 1 and p["train_seconds"] <= 0.1 * 60 + 5  # stopped by the budget
         assert p["params"] > 0 and p["gmacs"] > 0 and p["image_size"] == 32
+        assert p["machine"] == machine() and "cores, " in p["machine"]  # what the wall-time budget bought
+    assert f"Machine: {machine()}." in (out / "frontier.md").read_text()
     records = {f.stem: json.loads(f.read_text()) for f in (out / "points").glob("*.json")}
     assert len(records) == 2
     # the reported difference is the hand-computed one from the per-image test Dice of the records
@@ -267,3 +270,11 @@ def test_a_lone_run_gets_a_skipped_seed_beside_it(tmp_path, data, monkeypatch):
     assert asked == [] and result["skipped_seeds"] == []  # the partner's seed counts as run, not skipped
     with_one_job = F.run_frontier(plan_for(tmp_path, data, out=tmp_path / "g", budgets=[1.0]), say=lambda _: None)
     assert [k["width"] for k in with_one_job["skipped_seeds"]] == ["1/8"]
+
+
+def test_points_from_two_machines_are_flagged_in_the_report():
+    points = [{"machine": "Xeon, 2 cores, AMX, torch 2.13"}, {"machine": "EPYC, 2 cores, torch 2.13"}, {}]
+    (line,) = R._machines(points)
+    assert line.startswith("**Points from 3 machines** (1 on Xeon, 2 cores, AMX, torch 2.13; 1 on EPYC")
+    assert "1 on not recorded" in line and "compare points of one machine only" in line
+    assert R._machines(points[:1]) == ["Machine: Xeon, 2 cores, AMX, torch 2.13.\n"]

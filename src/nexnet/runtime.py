@@ -100,6 +100,20 @@ def slow_autocast_note(dtype: torch.dtype | None, device: torch.device) -> str:
     return "" if has_amx else "this CPU has no AMX: bf16 autocast runs slower than float32 here"
 
 
+def machine() -> str:
+    """The CPU's model name and core count, with AMX where it has it, and torch's version, e.g.
+    ``Intel(R) Xeon(R) Processor, 2 cores, AMX, torch 2.13.0+cpu``: what a wall-time budget bought."""
+    name = ""
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    import platform
+
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    parts = [name or platform.processor() or platform.machine(), f"{os.cpu_count()} cores"]
+    return ", ".join(parts + (["AMX"] if amx else []) + [f"torch {torch.__version__}"])
+
+
 def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:
     """Autocast to ``dtype`` on ``device``, or nothing for float32 (``None``)."""
     if dtype is None:

@@ -30,6 +30,7 @@ from ..io import atomic_write_json, restore_interrupted
 from ..models import create_model
 from ..models.registry import list_models, model_keywords
 from ..profile import count_flops, count_parameters
+from ..runtime import machine
 from ..training import RunFolder
 from . import frontier_report as report
 from .frontier_report import width_label
@@ -201,7 +202,7 @@ def describe(plan: FrontierPlan, point: Point) -> dict[str, Any]:
     return {"name": point.name, "model": point.model, "width": width_label(point.width),
             "width_factor": float(point.width), "budget_min": point.budget, "seed": point.seed,
             "image_size": point.size, "batch_size": plan.batch_size, "threads": plan.threads,
-            "params": count_parameters(model), "gmacs": macs / 1e9}  # fmt: skip
+            "params": count_parameters(model), "gmacs": macs / 1e9, "machine": machine()}  # fmt: skip
 
 
 def read_run(run: Path) -> dict[str, Any]:

@@ -184,18 +184,38 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {r['budget_min']:g} | {d['pairing']} | {d['a']} {d['a_width']}, {d['a_image_size']} px "
                          f"| {d['b']} {d['b_width']}, {d['b_image_size']} px | {d['a_test_mdice']:.4f} | "
                          f"{d['b_test_mdice']:.4f} | {d['mean']:+.4f} | {_ci(d['ci95'])} | {d['cases']} |")  # fmt: skip
-    return "\n".join(lines + _point_table(result)) + "\n"
+    return "\n".join(lines[:1] + _machines(result["points"]) + lines[1:] + _point_table(result)) + "\n"
+
+
+UNRECORDED = "not recorded (points made before machines were recorded)"
+
+
+def _machines(points: list[dict]) -> list[str]:
+    """A warning when the points come from more than one machine: a budget is wall time, so a
+    faster machine gives its points more steps, and comparing them with the others is unfair."""
+    counts: dict[str, int] = {}
+    for p in points:
+        counts[p.get("machine") or UNRECORDED] = counts.get(p.get("machine") or UNRECORDED, 0) + 1
+    if len(counts) < 2:
+        return [f"Machine: {next(iter(counts), UNRECORDED)}.\n"]
+    found = "; ".join(f"{n} on {m}" for m, n in counts.items())
+    return [f"**Points from {len(counts)} machines** ({found}): a budget is wall time, so compare points of one "
+            "machine only (the machine column of Every point).\n"]  # fmt: skip
+
+
+def _short(machine: str | None) -> str:
+    return machine.split(",")[0] if machine else "not recorded"
 
 
 def _point_table(result: dict[str, Any]) -> list[str]:
     lines = ["", "## Every point\n", "| model | width | px | budget (min) | seed | params (M) | GMACs | epochs | "
-             "steps | images/s | best val mDice | test mDice [95% CI] |", "|" + "---|" * 12]  # fmt: skip
+             "steps | images/s | best val mDice | test mDice [95% CI] | machine |", "|" + "---|" * 13]  # fmt: skip
     order = sorted(result["points"], key=lambda p: (p["budget_min"], p["model"], *setting_of(p), p["seed"]))
     for p in order:
         lines.append(f"| {p['model']} | {p['width']} | {p['image_size']} | {p['budget_min']:g} | {p['seed']} | "
                      f"{p['params'] / 1e6:.2f} | {p['gmacs']:.3f} | {p['epochs']} | {p['optimizer_steps']} | "
                      f"{p['images_per_s']} | {p['best_val_mdice']:.4f} | {p['test_mdice']:.4f} "
-                     f"[{p['test_ci95'][0]:.3f}, {p['test_ci95'][1]:.3f}] |")  # fmt: skip
+                     f"[{p['test_ci95'][0]:.3f}, {p['test_ci95'][1]:.3f}] | {_short(p.get('machine'))} |")  # fmt: skip
     if result["skipped_seeds"]:
         lines += ["", "Settings whose first seed validated more than the skip margin below their family's best "
                   "ran no other seed: " + "; ".join(f"{k['model']} {k['width']}, {k['image_size']} px at "
