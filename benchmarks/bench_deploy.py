@@ -1,7 +1,7 @@
 """Deployment on a CPU: each model in every runtime, side by side in one process.
 
     python benchmarks/bench_deploy.py --checkpoints RUN_A/best,RUN_B/best [--data-root DIR] [--threads 2] \
-        [--batches 1,16] [--rounds 5] [--repeats 5] [--json OUT.json]
+        [--batches 1,16] [--rounds 5] [--repeats 5] [--calibration-images 300] [--json OUT.json]
     python benchmarks/bench_deploy.py --untrained nexnet_seg,unet --size 224 --split-from RUN_A/best ...
 
 Runtimes: PyTorch float32 and bf16 autocast, onnxruntime float32, OpenVINO f32, OpenVINO with the
@@ -31,13 +31,13 @@ from nexnet.inference import Predictor
 from nexnet.inference.export import OnnxPredictor, write_onnx
 from nexnet.inference.openvino import compile_model, require_openvino, to_openvino
 from nexnet.models.checkpoint import Checkpoint
-from nexnet.recipes.deploy import calibration_data, export_openvino, val_masks, verify
+from nexnet.recipes.deploy import DEFAULT_CALIBRATION, calibration_data, export_openvino, val_masks, verify
 from nexnet.runtime import autocast
 
 RUNTIMES = ["pytorch fp32", "pytorch bf16", "onnxruntime fp32", "openvino f32", "openvino bf16", "openvino int8"]
 
 
-def runtimes(checkpoint: Path, work: Path, threads: int, data_root: str | None) -> dict:
+def runtimes(checkpoint: Path, work: Path, threads: int, data_root: str | None, calibration: int) -> dict:
     """Runtime name -> a function of a ``(B, 3, S, S)`` float32 array that returns logits."""
     ov = require_openvino()
     pred = Predictor.load(checkpoint, "cpu")
@@ -64,7 +64,7 @@ def runtimes(checkpoint: Path, work: Path, threads: int, data_root: str | None) 
                                                                 "INFERENCE_NUM_THREADS": threads})  # fmt: skip
     out["openvino bf16"] = lambda x: bf16(x)[0]
     export_openvino(checkpoint, work / "int8", int8=True, max_dice_drop=float("inf"), data_root=data_root,
-                    threads=threads)  # fmt: skip
+                    calibration_images=calibration, threads=threads)  # fmt: skip
     int8 = compile_model(ov.Core().read_model(str(work / "int8" / "model.xml")), threads)
     out["openvino int8"] = lambda x: int8(x)[0]
     return out
@@ -89,6 +89,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=224, help="--untrained: the input size")
     p.add_argument("--split-from", default=None, help="--untrained: a checkpoint whose split calibrates int8")
     p.add_argument("--data-root", default=None, help="the dataset (default: the one each run trained on)")
+    p.add_argument("--calibration-images", type=int, default=DEFAULT_CALIBRATION, help="training images for int8")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batches", default="1,16")
     p.add_argument("--rounds", type=int, default=5)
@@ -108,7 +109,7 @@ def main() -> None:
             work = Path(tmp) / record.name
             work.mkdir()
             funcs[record.name], sizes[record.name] = (
-                runtimes(ckpt, work, args.threads, args.data_root),
+                runtimes(ckpt, work, args.threads, args.data_root, args.calibration_images),
                 record.image_size,
             )
             data, _ = calibration_data(record, args.data_root, 1, record.image_size)

@@ -276,5 +276,5 @@ def test_points_from_two_machines_are_flagged_in_the_report():
     points = [{"machine": "Xeon, 2 cores, AMX, torch 2.13"}, {"machine": "EPYC, 2 cores, torch 2.13"}, {}]
     (line,) = R._machines(points)
     assert line.startswith("**Points from 3 machines** (1 on Xeon, 2 cores, AMX, torch 2.13; 1 on EPYC")
-    assert "1 on not recorded" in line and "compare points of one machine only" in line
+    assert "1 on an unrecorded machine" in line and "compare points of one machine only" in line
     assert R._machines(points[:1]) == ["Machine: Xeon, 2 cores, AMX, torch 2.13.\n"]

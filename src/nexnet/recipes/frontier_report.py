@@ -187,7 +187,7 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines[:1] + _machines(result["points"]) + lines[1:] + _point_table(result)) + "\n"
 
 
-UNRECORDED = "not recorded (points made before machines were recorded)"
+UNRECORDED = "an unrecorded machine (points made before machines were recorded)"
 
 
 def _machines(points: list[dict]) -> list[str]:
