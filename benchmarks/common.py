@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from torch import nn
 
 import nexnet
 from nexnet.runtime import autocast as runtime_autocast
-from nexnet.runtime import keep_freed_memory, place_model
+from nexnet.runtime import cpu_name, keep_freed_memory, place_model
 
 
 def add_runtime_flags(p: argparse.ArgumentParser) -> None:
@@ -41,7 +40,7 @@ def apply_runtime(args: argparse.Namespace) -> torch.device:
 def device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"{cpu_name()} CPU, {torch.get_num_threads()} threads"
 
 
 def describe(args: argparse.Namespace, dev: torch.device) -> str:

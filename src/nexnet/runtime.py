@@ -96,22 +96,31 @@ def slow_autocast_note(dtype: torch.dtype | None, device: torch.device) -> str:
     """A warning for bf16 autocast on a CPU without AMX (where it runs slower than float32), else ''."""
     if dtype != torch.bfloat16 or device.type != "cpu":
         return ""
-    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: True)()  # unknown: assume it has
-    return "" if has_amx else "this CPU has no AMX: bf16 autocast runs slower than float32 here"
+    return "" if has_amx(unknown=True) else "this CPU has no AMX: bf16 autocast runs slower than float32 here"
+
+
+def has_amx(unknown: bool) -> bool:
+    """Whether this CPU has AMX tiles (``unknown`` where torch cannot tell)."""
+    return getattr(torch.cpu, "_is_amx_tile_supported", lambda: unknown)()
+
+
+def cpu_name() -> str:
+    """The CPU's model name from ``/proc/cpuinfo``, else what ``platform`` knows."""
+    import platform
+
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+            if name:
+                return name
+    return platform.processor() or platform.machine()
 
 
 def machine() -> str:
     """The CPU's model name and core count, with AMX where it has it, and torch's version, e.g.
     ``Intel(R) Xeon(R) Processor, 2 cores, AMX, torch 2.13.0+cpu``: what a wall-time budget bought."""
-    name = ""
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    import platform
-
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    parts = [name or platform.processor() or platform.machine(), f"{os.cpu_count()} cores"]
-    return ", ".join(parts + (["AMX"] if amx else []) + [f"torch {torch.__version__}"])
+    parts = [cpu_name(), f"{os.cpu_count()} cores"] + (["AMX"] if has_amx(unknown=False) else [])
+    return ", ".join(parts + [f"torch {torch.__version__}"])
 
 
 def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:

@@ -8,6 +8,7 @@ test split is only read to report the chosen points and their paired differences
 
 from __future__ import annotations
 
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 from statistics import mean
@@ -193,9 +194,7 @@ UNRECORDED = "an unrecorded machine (points made before machines were recorded)"
 def _machines(points: list[dict]) -> list[str]:
     """A warning when the points come from more than one machine: a budget is wall time, so a
     faster machine gives its points more steps, and comparing them with the others is unfair."""
-    counts: dict[str, int] = {}
-    for p in points:
-        counts[p.get("machine") or UNRECORDED] = counts.get(p.get("machine") or UNRECORDED, 0) + 1
+    counts = Counter(p.get("machine") or UNRECORDED for p in points)
     if len(counts) < 2:
         return [f"Machine: {next(iter(counts), UNRECORDED)}.\n"]
     found = "; ".join(f"{n} on {m}" for m, n in counts.items())
