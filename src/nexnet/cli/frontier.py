@@ -31,7 +31,9 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="square side in px; several, comma-separated (64,128), are chosen between on validation "
                         "like the widths")  # fmt: skip
     f.add_argument("--batch-size", type=int, default=16)
-    f.add_argument("--jobs", type=int, default=1, help="runs at a time (give each --threads so they share evenly)")
+    f.add_argument("--jobs", type=int, default=1,
+                   help="runs at a time (give each --threads so they share evenly); a lone run gets a skipped "
+                        "seed beside it")  # fmt: skip
     f.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
     f.add_argument("--skip-below", type=float, default=0.03,
                    help="a width whose first seed validates this far below its family's best skips its other "
