@@ -153,7 +153,7 @@ def test_check_data_never_writes_its_split_into_the_data_or_over_a_users_file(da
     notes = tmp_path / "NOTES.txt"
     notes.write_text("my notes")
     assert main([*base, "--split-out", str(notes)]) == 2 and notes.read_text() == "my notes"
-    assert "did not write" in capsys.readouterr().err
+    assert f"--split-out {notes}: is a file that nexnet did not write" in capsys.readouterr().err  # the file, named
     ours = tmp_path / "split.json"
     assert main([*base, "--split-out", str(ours)]) == 0
     assert main([*base, "--split-out", str(ours)]) == 0  # its own file: replaced
@@ -233,8 +233,25 @@ def test_predict_on_a_datasets_root_names_the_subfolder_with_images(data, tmp_pa
     )
     code = main(["predict", "--checkpoint", str(tmp_path / "m"), "--input", str(data), "--out", str(tmp_path / "p")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and f"hold images: {data / 'images'}, " in err and err.endswith("pass one as --input")
+    assert code == 2 and err.endswith(f"hold images: {data / 'images'}: pass one as --input")  # not masks/
     assert "\n" not in err
+
+
+def test_predict_on_a_ph2_like_root_names_image_folders_not_mask_folders_and_counts_the_rest(tmp_path, capsys):
+    import nexnet
+
+    nexnet.create_model("nexnet_seg_s", widths=[4, 4, 8, 8, 8, 8]).save_pretrained(
+        tmp_path / "m", extra={"image_size": 32}
+    )
+    root = tmp_path / "PH2 Dataset images"
+    for case in ("IMD001", "IMD002", "IMD003", "IMD004", "IMD005"):  # PH2 nests each case and its masks
+        for part in ("Dermoscopic_Image", "lesion", "roi"):
+            (root / case / f"{case}_{part}").mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(root / case / f"{case}_{part}" / f"{case}_{part}.bmp")
+    code = main(["predict", "--checkpoint", str(tmp_path / "m"), "--input", str(root), "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "IMD001_Dermoscopic_Image, " in err and " and 2 more: pass one as --input" in err, err
+    assert "_lesion" not in err and "_roi" not in err
 
 
 REQUIRED = {"evaluate": ["--checkpoint", "x", "--dataset", "folder", "--data-root", "x"],

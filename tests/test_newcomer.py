@@ -100,6 +100,50 @@ def test_evaluate_train_pretrain_reproduce_and_export_refuse_an_out_inside_the_d
     assert snapshot(data) == before
 
 
+def test_an_out_in_the_folder_that_holds_the_datasets_is_refused_but_a_project_folder_is_not(tmp_path, capsys):
+    from nexnet.data.discovery import source_folders
+    from nexnet.outputs import refuse_inside_sources
+    from nexnet.synthetic import make_synthetic_dataset
+
+    datasets = tmp_path / "datasets"
+    for name in ("kvasir", "isic"):
+        make_synthetic_dataset(datasets / name, n=2, size_range=(16, 16))
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(pred / "synthetic_0000.png")
+    gt = str(datasets / "kvasir" / "masks")
+    one_line_error(capsys, ["score", "--pred", str(pred), "--gt", gt, "--out", str(datasets / "score")],
+                   f"inside the datasets (holding --gt's dataset) folder {datasets}")  # fmt: skip
+    assert sorted(p.name for p in datasets.iterdir()) == ["isic", "kvasir"]
+    kvasir = source_folders("--data-root", datasets / "kvasir")
+    with pytest.raises(NexnetError, match="inside the datasets \\(holding --data-root's dataset\\) folder"):
+        refuse_inside_sources(datasets / "runs" / "a", "--out", kvasir)
+    (datasets / "runs").mkdir()
+    (datasets / "runs" / "config.yaml").write_text("model: {}\n")  # a run's folder: a workspace, not data
+    refuse_inside_sources(datasets / "runs2", "--out", source_folders("--data-root", datasets / "kvasir"))
+    refuse_inside_sources(tmp_path / "score", "--out", kvasir)  # beside the folder of datasets: fine
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["train", "--bogus"], "unrecognized arguments: --bogus"),
+        (["train", "--model", "unet"], "the following arguments are required: --out"),
+    ],
+)
+def test_an_unknown_flag_is_named_before_a_missing_required_one(argv, said, capsys):
+    with pytest.raises(SystemExit) as stop:  # argparse's own exit, in the verb's usage
+        main(argv)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"nexnet train: error: {said}"
+
+
+@pytest.mark.parametrize("verb", ["demo", "reproduce"])
+def test_demo_and_reproduce_take_threads(verb, capsys):
+    more = ["--table", "1", "--quick"] if verb == "reproduce" else []
+    one_line_error(capsys, [verb, *more, "--threads", "0"], "--threads 0")  # refused by set_threads, before any work
+
+
 def test_train_refuses_a_folder_of_someone_elses_files(data, tmp_path, capsys):
     (tmp_path / "paper.tex").write_text("my draft")
     one_line_error(capsys, train_args(data, tmp_path), "holds files nexnet did not write (e.g. paper.tex)")

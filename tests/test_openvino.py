@@ -124,3 +124,17 @@ def test_serve_says_which_runtime_and_precision_it_runs(run, tmp_path):
     assert (served.info["device"], served.info["precision"], served.info["openvino"]) == (
         "cpu (OpenVINO)", "float32", "ov")  # fmt: skip
     assert served.info["name"] == "nexnet_seg_s" and served.info["checkpoint"].endswith("run/best")
+
+
+def test_an_export_served_alone_still_says_what_it_was_trained_on(run, tmp_path):
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from nexnet.models.checkpoint import TRAINING_FACTS, Checkpoint
+    from nexnet.serve.server import load_served
+
+    export_openvino(run / "best", tmp_path / "ov", say=lambda m: None)
+    record = Checkpoint.read(run / "best").record
+    assert record["val_dice"] is not None and record["dataset"] == "folder"
+    info = load_served(None, None, openvino=str(tmp_path / "ov")).info
+    assert {k: info[k] for k in TRAINING_FACTS} == {k: record[k] for k in TRAINING_FACTS}
+    deployed = json.loads((tmp_path / "ov" / "deploy.json").read_text())
+    assert deployed["checkpoint"] == str((run / "best").resolve())  # absolute: found from anywhere

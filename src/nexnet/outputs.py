@@ -54,8 +54,9 @@ def refuse_foreign_files(folder: str | os.PathLike, flag: str, ours: Iterable[st
                           f"choose a new or empty {flag}")  # fmt: skip
 
 
-def refuse_foreign_json(path: str | os.PathLike, flag: str, key: str) -> None:
-    """Refuse to replace ``path`` unless it is a JSON file nexnet wrote (it holds ``key``)."""
+def refuse_foreign_json(path: str | os.PathLike, flag: str, key: str, flag_is_the_file: bool = False) -> None:
+    """Refuse to replace ``path`` unless it is a JSON file nexnet wrote (it holds ``key``).
+    ``flag_is_the_file``: ``flag`` names ``path`` itself (``--split-out FILE``), not its folder."""
     path = Path(path)
     if not path.exists():
         return
@@ -63,6 +64,10 @@ def refuse_foreign_json(path: str | os.PathLike, flag: str, key: str) -> None:
         ours = key in json.loads(path.read_text())
     except (OSError, ValueError, TypeError):
         ours = False
-    if not ours:
-        raise NexnetError(f"{flag} {path.parent}: already holds a {path.name} that nexnet did not write; "
+    if ours:
+        return
+    if flag_is_the_file:
+        raise NexnetError(f"{flag} {path}: is a file that nexnet did not write; nexnet never replaces it: "
                           f"choose another {flag}")  # fmt: skip
+    raise NexnetError(f"{flag} {path.parent}: already holds a {path.name} that nexnet did not write; "
+                      f"choose another {flag}")  # fmt: skip

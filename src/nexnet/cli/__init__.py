@@ -36,7 +36,8 @@ VERBS = (demo, models, profile, datasets, cache, check_data, train, pretrain, ev
          frontier, export, score, serve)  # fmt: skip
 
 
-THREADED = ("train", "pretrain", "evaluate", "predict", "serve", "export")  # --threads N for this process
+# --threads N for this process
+THREADED = ("train", "pretrain", "evaluate", "predict", "serve", "export", "reproduce", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,11 +57,34 @@ def build_parser() -> argparse.ArgumentParser:
         if p.prog.split()[-1] in THREADED:
             add_threads_flag(p)
         p.formatter_class = DefaultsFormatter
+    parser.set_defaults(verb_parsers=sub.choices)
     return parser
+
+
+def refuse_unknown_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Name an unknown flag in the verb's own usage, before argparse would stop at a missing
+    required one (``nexnet train --bogus`` must say ``--bogus``, not ``--out``)."""
+    verb_parsers = parser.get_default("verb_parsers")
+    at = next((i for i, a in enumerate(argv) if a in verb_parsers), None)
+    if at is None:
+        return
+    verb = verb_parsers[argv[at]]
+    required = [a for a in verb._actions if a.required]  # argparse has no public handle on them
+    for action in required:
+        action.required = False
+    try:
+        _, unknown = verb.parse_known_args(argv[at + 1 :])
+    finally:
+        for action in required:
+            action.required = True
+    if unknown:
+        verb.error(f"unrecognized arguments: {' '.join(unknown)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    refuse_unknown_flags(parser, argv)
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # the verb's own usage and --help, not the top level's
         args.verb_parser.error(f"unrecognized arguments: {' '.join(unknown)}")

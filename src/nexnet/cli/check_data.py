@@ -20,11 +20,12 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.check import check_dataset, format_report
+    from ..data.discovery import source_folders
     from ..outputs import refuse_foreign_json, refuse_inside_sources
 
     if args.split_out:  # before anything is decoded: never into the data, never over a file of the user's
-        refuse_inside_sources(args.split_out, "--split-out", {"--data-root": args.data_root})
-        refuse_foreign_json(args.split_out, "--split-out", "train")
+        refuse_inside_sources(args.split_out, "--split-out", source_folders("--data-root", args.data_root))
+        refuse_foreign_json(args.split_out, "--split-out", "train", flag_is_the_file=True)
 
     report, split = check_dataset(
         args.dataset, args.data_root, args.split, args.split_seed, args.skip_bad, args.mask_suffix, args.workers

@@ -32,6 +32,7 @@ def add(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..data.discovery import source_folders
     from ..outputs import refuse_inside_sources
     from ..recipes import reproduce as R
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.data_root:
             raise NexnetError(f"--table {args.table} needs --data-root")
-        refuse_inside_sources(out, "--out", {"--data-root": args.data_root})
+        refuse_inside_sources(out, "--out", source_folders("--data-root", args.data_root))
         default_sets = ["kvasir"] if args.quick else R.DATASETS
         datasets = args.datasets or default_sets
         if args.table == "1":

@@ -13,6 +13,9 @@ from ..errors import NexnetError
 # How mask files are named after their image (ISIC: _segmentation; PH2: _lesion).
 MASK_SUFFIXES = ("", "_segmentation", "_Segmentation", "_mask", "_lesion")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
+# Folder names that mark masks, not images to segment (PH2's IMD002_lesion and IMD002_roi, ISIC's
+# ..._GroundTruth, Kvasir's masks).
+MASK_FOLDER_MARKS = ("_lesion", "_roi", "_segmentation", "_mask", "masks", "mask", "groundtruth", "ground truth")
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"}
 
 
@@ -44,10 +47,11 @@ def _pairs_with(folder: Path, stems: set[str]) -> bool:
 def source_folders(flag: str, folder: str | os.PathLike | None,
                    besides: Iterable[str | os.PathLike] = ()) -> dict[str, Path]:  # fmt: skip
     """The folders a command must not write into for a source folder given as ``flag``: the folder,
-    and the dataset root it belongs to (its parent, when a sibling folder holds the other half of
-    the pairs, as ``masks/`` beside ``images/``), so that ``--out data/preds`` beside ``data/images``
-    is refused. ``besides``: sibling folders that are no half of a dataset (the command's own
-    output, the predictions being scored)."""
+    the dataset root it belongs to (its parent, when a sibling folder holds the other half of the
+    pairs, as ``masks/`` beside ``images/``), so that ``--out data/preds`` beside ``data/images``
+    is refused, and the folder of datasets that holds that root (``dataset_collection``).
+    ``besides``: sibling folders that are no half of a dataset (the command's own output, the
+    predictions being scored)."""
     if folder is None:
         return {}
     path = Path(folder).resolve()
@@ -57,7 +61,68 @@ def source_folders(flag: str, folder: str | os.PathLike | None,
     siblings = [d for d in _subfolders(path.parent) if d not in skip] if stems else []
     if any(_pairs_with(d, stems) for d in siblings[:20]):
         found[f"dataset (of {flag})"] = path.parent
+    collection = dataset_collection(found.get(f"dataset (of {flag})", path))
+    if collection is not None:
+        found[f"datasets (holding {flag}'s dataset)"] = collection
     return found
+
+
+# What a folder of datasets may hold besides images: split lists, metadata and docs. nexnet's own
+# records (JSON too) mark a folder that a command wrote.
+DATA_SUFFIXES = IMAGE_SUFFIXES | {".txt", ".csv", ".json", ".md", ".xml", ".xlsx", ".xls", ".pdf", ".html"}
+NEXNET_RECORDS = {"summary.json", "predict.json", "frontier.json", "deploy.json", "train_done.json", "split.json"}
+
+
+def dataset_collection(folder: str | os.PathLike) -> Path | None:
+    """``folder``'s parent when it is a folder of datasets (as ``datasets/`` holding ``kvasir_seg/``
+    and ``isic2017/``), else None: it holds two datasets or more, ``folder``'s own included, and
+    nothing but data (images, split lists, docs). A project folder that also holds ``runs/`` or
+    code is none, so its runs are never refused."""
+    parent = Path(folder).resolve().parent
+    try:
+        entries = [e for e in parent.iterdir() if not e.name.startswith(".")]
+    except OSError:
+        return None
+    subfolders = sorted(e for e in entries if e.is_dir())
+    if any(e.is_file() and not _is_data_file(e.name) for e in entries) or len(subfolders) > 50:
+        return None
+    if not all(_holds_only_data(d) for d in subfolders):
+        return None
+    return parent if sum(_is_dataset_root(d) for d in subfolders) >= 2 else None
+
+
+def _is_data_file(name: str) -> bool:
+    return Path(name).suffix.lower() in DATA_SUFFIXES and name not in NEXNET_RECORDS
+
+
+def _holds_only_data(folder: Path, look: int = 20_000) -> bool:
+    """Whether ``folder``'s tree holds files, all of them data (an empty folder is someone's new one)."""
+    seen = 0
+    for _, dirs, files in os.walk(folder):
+        if any(d.startswith(".") for d in dirs):  # .git, .venv: a workspace
+            return False
+        for name in files:
+            if not name.startswith(".") and not _is_data_file(name):
+                return False
+            seen += 1
+        if seen > look:  # enough to tell; a dataset's tree can be large
+            break
+    return seen > 0
+
+
+def _is_dataset_root(folder: Path) -> bool:
+    """Whether two of ``folder``'s subfolders hold the two halves of image/mask pairs."""
+    subfolders = _subfolders(folder)[:20]
+    for d in subfolders:
+        stems = _image_stems(d)
+        if stems and any(_pairs_with(other, stems) for other in subfolders if other != d):
+            return True
+    return False
+
+
+def looks_like_mask_folder(folder: Path) -> bool:
+    name = folder.name.lower()
+    return any(name.endswith(mark) for mark in MASK_FOLDER_MARKS) or "groundtruth" in name or "ground truth" in name
 
 
 def _subfolders(folder: Path) -> list[Path]:

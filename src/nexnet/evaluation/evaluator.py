@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import DataConfig, Split, read_mask
+from ..data.discovery import source_folders
 from ..errors import NexnetError
 from ..inference import Predictor, mask_at_size, to_original_size
 from ..inference.backends import load_predictor, refuse_other_model
@@ -99,7 +100,7 @@ def _number(text: str) -> str:
 
 
 def _check_out(out: str | Path, data_root: str | Path) -> None:
-    refuse_inside_sources(out, "--out", {"--data-root": data_root})
+    refuse_inside_sources(out, "--out", source_folders("--data-root", data_root))
     refuse_foreign_files(out, "--out", CHECKPOINT_FILES)
     refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import NexnetError
+from ..models.checkpoint import TRAINING_FACTS
 from .export import parity_error, write_onnx
 from .predictor import Predictor
 from .tta import exported_probabilities
@@ -80,9 +81,11 @@ class OpenVinoPredictor:
 
     @property
     def info(self) -> dict[str, Any]:
-        """The model's name, config, input size and threshold, from ``deploy.json``."""
+        """The model's name, config, input size, threshold and training facts (dataset, split,
+        epoch, validation Dice), from ``deploy.json``."""
+        facts = {k: self.record.get(k) for k in TRAINING_FACTS}
         return {"name": self.record["model"], "config": self.record.get("config", {}), "image_size": self.image_size,
-                "threshold": self.threshold}  # fmt: skip
+                "threshold": self.threshold, **facts}  # fmt: skip
 
     @classmethod
     def load(cls, folder: str | Path, threads: int | None = None) -> OpenVinoPredictor:

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import find_gt, read_image, read_mask, split_part
-from ..data.discovery import Discovery, list_image_files, source_folders
+from ..data.discovery import Discovery, list_image_files, looks_like_mask_folder, source_folders
 from ..errors import DataError, NexnetError
 from ..io import atomic_write_json
 from ..outputs import PREDICT_RECORD, refuse_foreign_files, refuse_inside_sources
@@ -27,8 +27,10 @@ def input_images(path: Path) -> list[Path]:
         return [path]
     files = list_image_files(path, Discovery())
     if not files:
-        holding = [d for d in sorted(path.rglob("*")) if d.is_dir() and list_image_files(d, Discovery())][:3]
-        hint = (f"; these subfolders hold images: {', '.join(str(d) for d in holding)}: pass one as --input"
+        holding = [d for d in sorted(path.rglob("*")) if d.is_dir() and not looks_like_mask_folder(d)
+                   and list_image_files(d, Discovery())]  # fmt: skip
+        more = f" and {len(holding) - 3} more" if len(holding) > 3 else ""
+        hint = (f"; these subfolders hold images: {', '.join(str(d) for d in holding[:3])}{more}: pass one as --input"
                 if holding else "")  # a dataset's root, say (PH2 nests each case)  # fmt: skip
         raise NexnetError(f"{path}: no image files in this folder{hint}")
     return files

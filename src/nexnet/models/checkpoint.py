@@ -16,6 +16,9 @@ from ..outputs import SEEN, SPLIT
 from .base import CONFIG_NAME, load_weights, read_config
 from .registry import create_model, upgrade_config
 
+# What a checkpoint's record says about its training: shown by serve's /model and kept in exports.
+TRAINING_FACTS = ("dataset", "split", "split_seed", "epoch", "val_dice")
+
 
 @dataclass(frozen=True)
 class Checkpoint:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..data import DataConfig, RunData, discover_and_split, prepare_data, read_mask, refuse_seen_pixels, to_model_input
+from ..data.discovery import source_folders
 from ..errors import NexnetError
 from ..evaluation.metrics import case_metrics
 from ..evaluation.scored_cases import recorded_split
@@ -34,7 +35,7 @@ from ..inference.openvino import (
     to_openvino,
 )
 from ..io import atomic_directory, atomic_write_json
-from ..models.checkpoint import Checkpoint
+from ..models.checkpoint import TRAINING_FACTS, Checkpoint
 from ..outputs import refuse_foreign_files, refuse_inside_sources
 from ..training import RunFolder
 
@@ -71,7 +72,7 @@ def export_openvino(checkpoint: str | Path, out: str | Path, int8: bool = False,
         _check_count(calibration_images)
     if int8 and data_root is None:
         data_root = _trained_root(record)  # before anything is written: --out may not lie inside it
-    refuse_inside_sources(out, "--out", {"--checkpoint": record.path, "--data-root": data_root})
+    refuse_inside_sources(out, "--out", {"--checkpoint": record.path, **source_folders("--data-root", data_root)})
     refuse_foreign_files(out, "--out", ours={IR, "model.bin", RECORD})
     pred = Predictor.load(record, "cpu", fast_layout=False)
     model = to_openvino(pred)
@@ -81,7 +82,8 @@ def export_openvino(checkpoint: str | Path, out: str | Path, int8: bool = False,
                           f"scale (> {TOLERANCE:g}); nothing written")  # fmt: skip
     info: dict[str, Any] = {"format": FORMAT, "model": record.name, "config": record.model_config,
                             "image_size": pred.image_size, "threshold": pred.threshold, "precision": "float32",
-                            "checkpoint": str(record.path), "fp32_parity": parity}  # fmt: skip
+                            "checkpoint": str(record.path.resolve()), "fp32_parity": parity,
+                            **{k: record.record.get(k) for k in TRAINING_FACTS}}  # fmt: skip
     if int8:
         model, facts = quantize(pred, record, model, data_root, calibration_images, max_dice_drop, threads, say)
         info.update(precision="int8", **facts)

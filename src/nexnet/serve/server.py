@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import NexnetError
 from ..inference.backends import load_predictor, refuse_other_model
-from ..models.checkpoint import Checkpoint
+from ..models.checkpoint import TRAINING_FACTS, Checkpoint
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 NOT_A_DEVICE = "Research software: not a medical device, not for diagnosis."
@@ -30,7 +30,7 @@ def _importable(module: str) -> bool:
 
 
 def _checkpoint_info(record: Checkpoint) -> dict[str, Any]:
-    keys = ("dataset", "split", "split_seed", "epoch", "val_dice", "image_size", "threshold")
+    keys = (*TRAINING_FACTS, "image_size", "threshold")
     shown = "/".join(record.path.resolve().parts[-2:])  # e.g. kvasir/best: not the server's file system
     return {"name": record.name, "checkpoint": shown, "config": record.record.get("config", {}),
             **{k: record.record.get(k) for k in keys}}  # fmt: skip

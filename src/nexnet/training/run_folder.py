@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..data.discovery import source_folders
 from ..errors import NexnetError
 from ..io import atomic_write_text, restore_interrupted
 from ..models.registry import upgrade_config
@@ -54,7 +55,7 @@ class RunFolder:
             raise NexnetError(f"{self.path}: already holds a run; pass --resume to continue it, "
                               "or choose another --out")  # fmt: skip
         for root in data_roots:
-            refuse_inside_sources(self.path, "--out", {"--data-root": root})
+            refuse_inside_sources(self.path, "--out", source_folders("--data-root", root))
         refuse_foreign_files(self.path, "--out", ours_prefix=tuple(ours_prefix))
 
     def read_config(self) -> dict:
