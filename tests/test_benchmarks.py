@@ -98,3 +98,30 @@ def test_screened_variants_train_through_the_real_cli(tmp_path):
             saved = set(f.keys())
         assert set(keys) <= saved
         assert ("decoder.0.3.weight" in saved) is (name != "screen_single_conv_decoder")  # a DoubleConv's 2nd conv
+
+
+def test_frontier_recipe_chooses_each_folders_setting_on_validation_and_pairs_the_images(tmp_path, monkeypatch):
+    """Hand-made points: the base's better validation setting is its narrower width, the candidate's
+    its wider; the lift is the candidate's chosen runs minus the base's, image by image over seeds."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import frontier_recipe
+
+    def point(width, seed, val, test, images=(0.5, 0.7)):
+        return {"name": f"unet-w{width.replace('/', '_')}-seed{seed}", "model": "unet", "width": width,
+                "image_size": 64, "budget_min": 10.0, "seed": seed, "best_val_mdice": val, "epochs": 3,
+                "images_per_s": 1.0, "test_dice": {"a": test, "b": test + 0.1}, "val_images": images}  # fmt: skip
+
+    base = [point("1/8", 0, 0.8, 0.6, (0.6, 0.8)), point("1/8", 1, 0.8, 0.6, (0.8, 0.8)),
+            point("1/4", 0, 0.7, 0.9), point("1/4", 1, 0.7, 0.9)]  # fmt: skip
+    cand = [point("1/8", 0, 0.6, 0.9), point("1/8", 1, 0.6, 0.9),
+            point("1/4", 0, 0.9, 0.5, (0.9, 0.9)), point("1/4", 1, 0.9, 0.7, (0.9, 1.0))]  # fmt: skip
+    by_folder = {Path(f) / "runs": {p["name"]: p for p in pts} for f, pts in (("b", base), ("c", cand))}
+    monkeypatch.setattr(frontier_recipe, "validation_dice", lambda args, folder, names: [
+        dict(zip(("a", "b"), by_folder[folder][n]["val_images"], strict=True)) for n in names])  # fmt: skip
+    args = type("Args", (), {"base": "b", "candidate": "c"})()
+    row = frontier_recipe.family_lift(args, base, cand, 10.0, "unet")
+    assert (row["setting_base"], row["setting_candidate"]) == ("1/8, 64 px", "1/4, 64 px")  # validation chose, not test
+    # validation: candidate (0.9, 0.95) minus base (0.7, 0.8) per image -> (0.2, 0.15), mean 0.175
+    assert abs(row["val"]["mean"] - 0.175) < 1e-9 and row["lifts"] == (row["val"]["ci95"][0] > 0)
+    # test: candidate (0.6, 0.7) minus base (0.6, 0.7) -> 0
+    assert abs(row["test"]["mean"]) < 1e-9

@@ -115,13 +115,25 @@ def test_an_out_in_the_folder_that_holds_the_datasets_is_refused_but_a_project_f
     one_line_error(capsys, ["score", "--pred", str(pred), "--gt", gt, "--out", str(datasets / "score")],
                    f"inside the datasets (holding --gt's dataset) folder {datasets}")  # fmt: skip
     assert sorted(p.name for p in datasets.iterdir()) == ["isic", "kvasir"]
-    kvasir = source_folders("--data-root", datasets / "kvasir")
+
+    def guard(out, root=datasets / "kvasir"):  # as train, evaluate and frontier check their --out
+        refuse_inside_sources(out, "--out", source_folders("--data-root", root, besides=[out]))
+
     with pytest.raises(NexnetError, match="inside the datasets \\(holding --data-root's dataset\\) folder"):
-        refuse_inside_sources(datasets / "runs" / "a", "--out", kvasir)
+        guard(datasets / "runs" / "a")
+    guard(tmp_path / "score")  # beside the folder of datasets: fine
     (datasets / "runs").mkdir()
     (datasets / "runs" / "config.yaml").write_text("model: {}\n")  # a run's folder: a workspace, not data
-    refuse_inside_sources(datasets / "runs2", "--out", source_folders("--data-root", datasets / "kvasir"))
-    refuse_inside_sources(tmp_path / "score", "--out", kvasir)  # beside the folder of datasets: fine
+    guard(datasets / "runs2")
+    (datasets / "runs" / "config.yaml").unlink()
+    with pytest.raises(NexnetError, match="never writes into source data"):
+        guard(datasets / "runs2")
+    (datasets / ".git").mkdir()  # a repository that keeps its data beside its code: a workspace
+    guard(datasets / "runs2")
+    proj = tmp_path / "proj"  # not named for data: someone's project, whatever it holds
+    for name in ("kvasir", "isic"):
+        make_synthetic_dataset(proj / name, n=2, size_range=(16, 16))
+    guard(proj / "runs", root=proj / "kvasir")
 
 
 @pytest.mark.parametrize(
@@ -141,7 +153,7 @@ def test_an_unknown_flag_is_named_before_a_missing_required_one(argv, said, caps
 @pytest.mark.parametrize("verb", ["demo", "reproduce"])
 def test_demo_and_reproduce_take_threads(verb, capsys):
     more = ["--table", "1", "--quick"] if verb == "reproduce" else []
-    one_line_error(capsys, [verb, *more, "--threads", "0"], "--threads 0")  # refused by set_threads, before any work
+    one_line_error(capsys, [verb, *more, "--threads", "0"], "--threads 0: give a positive number")  # set_threads
 
 
 def test_train_refuses_a_folder_of_someone_elses_files(data, tmp_path, capsys):

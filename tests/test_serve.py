@@ -343,5 +343,8 @@ def test_onnx_serves_the_masks_predict_onnx_writes(served, tmp_path):
         assert upload(c, f.name, f.read_bytes()).content == (tmp_path / "masks" / f"{f.stem}.png").read_bytes()
     info = c.get("/model").json()
     assert info["onnx"] == "m.onnx" and info["dataset"] == "folder" and "onnxruntime" in info["device"]
+    alone = load_served(None, str(tmp_path / "m.onnx")).info  # the file alone still says what it learnt on
+    assert alone["checkpoint"] is None and (alone["dataset"], alone["val_dice"]) == (info["dataset"], info["val_dice"])
+    assert alone["val_dice"] is not None
     with pytest.raises(NexnetError, match="--amp applies to --checkpoint"):
         load_served(str(best), str(tmp_path / "m.onnx"), amp=True)

@@ -57,16 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
         if p.prog.split()[-1] in THREADED:
             add_threads_flag(p)
         p.formatter_class = DefaultsFormatter
-    parser.set_defaults(verb_parsers=sub.choices)
+    parser.verb_parsers = sub.choices  # type: ignore[attr-defined]  # for refuse_unknown_flags
     return parser
 
 
 def refuse_unknown_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     """Name an unknown flag in the verb's own usage, before argparse would stop at a missing
     required one (``nexnet train --bogus`` must say ``--bogus``, not ``--out``)."""
-    verb_parsers = parser.get_default("verb_parsers")
+    verb_parsers = parser.verb_parsers  # type: ignore[attr-defined]
+    # the verb is the first word that names one: the top level has no option that takes a value
     at = next((i for i, a in enumerate(argv) if a in verb_parsers), None)
-    if at is None:
+    if at is None or {"-h", "--help"} & set(argv[at + 1 :]):  # --help prints the usage as it is
         return
     verb = verb_parsers[argv[at]]
     required = [a for a in verb._actions if a.required]  # argparse has no public handle on them

@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
     from ..outputs import refuse_foreign_json, refuse_inside_sources
 
     if args.split_out:  # before anything is decoded: never into the data, never over a file of the user's
-        refuse_inside_sources(args.split_out, "--split-out", source_folders("--data-root", args.data_root))
+        refuse_inside_sources(
+            args.split_out, "--split-out", source_folders("--data-root", args.data_root, besides=[args.split_out])
+        )
         refuse_foreign_json(args.split_out, "--split-out", "train", flag_is_the_file=True)
 
     report, split = check_dataset(

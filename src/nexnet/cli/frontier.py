@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             raise NexnetError(f"{flag} {value}: give a positive number")
     if args.threads is not None and args.threads < 1:
         raise NexnetError(f"--threads {args.threads}: give a positive number of threads, e.g. --threads 1")
-    refuse_inside_sources(args.out, "--out", source_folders("--data-root", args.data_root))
+    refuse_inside_sources(args.out, "--out", source_folders("--data-root", args.data_root, besides=[args.out]))
     get_adapter(args.dataset).locate(Path(args.data_root))  # a missing dataset before any run starts
     plan = FrontierPlan(
         dataset=args.dataset, data_root=str(Path(args.data_root).resolve()), out=Path(args.out),

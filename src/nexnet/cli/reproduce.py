@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.data_root:
             raise NexnetError(f"--table {args.table} needs --data-root")
-        refuse_inside_sources(out, "--out", source_folders("--data-root", args.data_root))
+        refuse_inside_sources(out, "--out", source_folders("--data-root", args.data_root, besides=[out]))
         default_sets = ["kvasir"] if args.quick else R.DATASETS
         datasets = args.datasets or default_sets
         if args.table == "1":

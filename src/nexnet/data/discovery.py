@@ -15,7 +15,7 @@ MASK_SUFFIXES = ("", "_segmentation", "_Segmentation", "_mask", "_lesion")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 # Folder names that mark masks, not images to segment (PH2's IMD002_lesion and IMD002_roi, ISIC's
 # ..._GroundTruth, Kvasir's masks).
-MASK_FOLDER_MARKS = ("_lesion", "_roi", "_segmentation", "_mask", "masks", "mask", "groundtruth", "ground truth")
+MASK_FOLDER_MARKS = ("_lesion", "_roi", "_segmentation", "_mask", "_masks", "masks")
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"}
 
 
@@ -61,53 +61,50 @@ def source_folders(flag: str, folder: str | os.PathLike | None,
     siblings = [d for d in _subfolders(path.parent) if d not in skip] if stems else []
     if any(_pairs_with(d, stems) for d in siblings[:20]):
         found[f"dataset (of {flag})"] = path.parent
-    collection = dataset_collection(found.get(f"dataset (of {flag})", path))
+    collection = dataset_collection(found.get(f"dataset (of {flag})", path), outs=besides)
     if collection is not None:
         found[f"datasets (holding {flag}'s dataset)"] = collection
     return found
 
 
-# What a folder of datasets may hold besides images: split lists, metadata and docs. nexnet's own
-# records (JSON too) mark a folder that a command wrote.
-DATA_SUFFIXES = IMAGE_SUFFIXES | {".txt", ".csv", ".json", ".md", ".xml", ".xlsx", ".xls", ".pdf", ".html"}
-NEXNET_RECORDS = {"summary.json", "predict.json", "frontier.json", "deploy.json", "train_done.json", "split.json"}
+# What marks a folder as someone's workspace rather than a folder of datasets: nexnet's records, a
+# source tree, an environment.
+WORKSPACE_MARKS = ("config.yaml", "train_done.json", "predict.json", "summary.json", "frontier.json", "deploy.json",
+                   "pyproject.toml", "setup.py")  # fmt: skip
 
 
-def dataset_collection(folder: str | os.PathLike) -> Path | None:
-    """``folder``'s parent when it is a folder of datasets (as ``datasets/`` holding ``kvasir_seg/``
-    and ``isic2017/``), else None: it holds two datasets or more, ``folder``'s own included, and
-    nothing but data (images, split lists, docs). A project folder that also holds ``runs/`` or
-    code is none, so its runs are never refused."""
+def dataset_collection(folder: str | os.PathLike, outs: Iterable[str | os.PathLike] = ()) -> Path | None:
+    """``folder``'s parent when it is a folder of datasets and one of ``outs`` lies inside it, else
+    None. A folder of datasets is named for data (``datasets/``, ``data/``, ``shared_data/``), holds
+    two datasets or more (two subfolders that pair images with masks, as ``images/`` and ``masks/``)
+    and no workspace: no dot-folder (``.git``, ``.venv``) and no subfolder with nexnet's records or
+    a source tree at its top or one level down. So ``~/proj`` holding ``data_a/`` and ``data_b/``
+    is none, and ``~/proj/runs`` is never refused."""
     parent = Path(folder).resolve().parent
+    dsts = [Path(o).resolve() for o in outs]
+    inside = [d for d in dsts if parent in d.parents]
+    if "data" not in parent.name.lower() or not inside or parent == Path.home():
+        return None
     try:
-        entries = [e for e in parent.iterdir() if not e.name.startswith(".")]
-    except OSError:
+        entries = list(parent.iterdir())
+        if any(e.name.startswith(".") and e.is_dir() for e in entries):
+            return None
+        entries = [e for e in entries if not is_system_file(e)]
+        subfolders = sorted(e for e in entries if e.is_dir() and not any(e == d or e in d.parents for d in inside))
+        if len(subfolders) > 50 or any(_is_workspace(d) for d in subfolders):
+            return None
+        roots = sum(_is_dataset_root(d) for d in subfolders)
+    except OSError:  # an unreadable entry: no claim either way
         return None
-    subfolders = sorted(e for e in entries if e.is_dir())
-    if any(e.is_file() and not _is_data_file(e.name) for e in entries) or len(subfolders) > 50:
-        return None
-    if not all(_holds_only_data(d) for d in subfolders):
-        return None
-    return parent if sum(_is_dataset_root(d) for d in subfolders) >= 2 else None
+    return parent if roots >= 2 else None
 
 
-def _is_data_file(name: str) -> bool:
-    return Path(name).suffix.lower() in DATA_SUFFIXES and name not in NEXNET_RECORDS
-
-
-def _holds_only_data(folder: Path, look: int = 20_000) -> bool:
-    """Whether ``folder``'s tree holds files, all of them data (an empty folder is someone's new one)."""
-    seen = 0
-    for _, dirs, files in os.walk(folder):
-        if any(d.startswith(".") for d in dirs):  # .git, .venv: a workspace
-            return False
-        for name in files:
-            if not name.startswith(".") and not _is_data_file(name):
-                return False
-            seen += 1
-        if seen > look:  # enough to tell; a dataset's tree can be large
-            break
-    return seen > 0
+def _is_workspace(folder: Path) -> bool:
+    """nexnet's records or a source tree at ``folder``'s top or one level down."""
+    for level in (folder, *_subfolders(folder)[:50]):
+        if any((level / mark).exists() for mark in WORKSPACE_MARKS):
+            return True
+    return False
 
 
 def _is_dataset_root(folder: Path) -> bool:
@@ -121,8 +118,9 @@ def _is_dataset_root(folder: Path) -> bool:
 
 
 def looks_like_mask_folder(folder: Path) -> bool:
+    """Whether ``folder``'s name marks masks (``IMD002_lesion``, ``..._GroundTruth``, ``masks``)."""
     name = folder.name.lower()
-    return any(name.endswith(mark) for mark in MASK_FOLDER_MARKS) or "groundtruth" in name or "ground truth" in name
+    return name.endswith(MASK_FOLDER_MARKS) or "groundtruth" in name or "ground truth" in name
 
 
 def _subfolders(folder: Path) -> list[Path]:

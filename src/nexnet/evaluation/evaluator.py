@@ -100,7 +100,7 @@ def _number(text: str) -> str:
 
 
 def _check_out(out: str | Path, data_root: str | Path) -> None:
-    refuse_inside_sources(out, "--out", source_folders("--data-root", data_root))
+    refuse_inside_sources(out, "--out", source_folders("--data-root", data_root, besides=[out]))
     refuse_foreign_files(out, "--out", CHECKPOINT_FILES)
     refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
 

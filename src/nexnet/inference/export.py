@@ -14,6 +14,7 @@ import torch
 from ..data import read_image, resize_image, to_model_input
 from ..errors import NexnetError
 from ..io import write_with
+from ..models.checkpoint import TRAINING_FACTS, Checkpoint
 from ..outputs import refuse_inside_sources
 from ..synthetic import synthetic_case
 from .predictor import Predictor
@@ -61,12 +62,14 @@ def export_onnx(checkpoint: str | Path, out: str | Path, dynamic: bool = False, 
     refuse_inside_sources(out, "--out", {"--image": image, "--checkpoint": checkpoint})
     onnx, ort = _require_onnx()
     _refuse_foreign_file(Path(out), onnx)
-    pred = Predictor.load(checkpoint, "cpu", fast_layout=False)
+    record = Checkpoint.read(checkpoint)
+    pred = Predictor.load(record, "cpu", fast_layout=False)
     model, size = pred.model.eval(), pred.image_size
     example = torch.rand(1, 3, size, size)
     out = Path(out)
     replacing = out.exists()
-    write_with(out, lambda tmp: write_onnx(pred, tmp, dynamic, opset, example))
+    facts = {k: record.record.get(k) for k in TRAINING_FACTS}
+    write_with(out, lambda tmp: write_onnx(pred, tmp, dynamic, opset, example, facts))
     if replacing:
         say(f"replaced {out}, an earlier nexnet export")
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -98,10 +101,11 @@ def export_onnx(checkpoint: str | Path, out: str | Path, dynamic: bool = False, 
 
 
 def write_onnx(pred: Predictor, path: Path, dynamic: bool = False, opset: int = 17,
-               example: torch.Tensor | None = None) -> None:  # fmt: skip
+               example: torch.Tensor | None = None, facts: dict[str, Any] | None = None) -> None:  # fmt: skip
     """Write ``pred``'s network to ``path`` as ONNX: input ``image`` ``(B, 3, S, S)``, output ``logits``
     ``(B, num_classes, S, S)``, a dynamic batch (and size, with ``dynamic``), and the metadata that
-    ``OnnxPredictor`` and ``serve`` read (model, image size, threshold, config)."""
+    ``OnnxPredictor`` and ``serve`` read (model, image size, threshold, config, and the checkpoint's
+    ``facts``: dataset, split, epoch, validation Dice)."""
     onnx, _ = _require_onnx()
     model, size = pred.model.eval(), pred.image_size
     example = torch.rand(1, 3, size, size) if example is None else example
@@ -115,7 +119,8 @@ def write_onnx(pred: Predictor, path: Path, dynamic: bool = False, opset: int = 
     proto = onnx.load(str(path))
     meta = {"nexnet_model": getattr(model, "model_name", ""), "image_size": str(size),
             "threshold": str(pred.threshold), "config": json.dumps(model.config),
-            "input": "RGB in [0, 1], (B, 3, H, W); output: logits (B, 1, H, W)"}  # fmt: skip
+            "input": "RGB in [0, 1], (B, 3, H, W); output: logits (B, 1, H, W)",
+            "training": json.dumps(facts or {})}  # fmt: skip
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
@@ -136,10 +141,12 @@ class OnnxPredictor:
 
     @property
     def info(self) -> dict[str, Any]:
-        """The model's name, config, input size and threshold, from the file's metadata."""
+        """The model's name, config, input size, threshold and training facts, from the file's metadata."""
         meta = self.session.get_modelmeta().custom_metadata_map
+        facts = json.loads(meta.get("training", "{}"))
         return {"name": meta.get("nexnet_model") or "onnx model", "config": json.loads(meta.get("config", "{}")),
-                "image_size": self.image_size, "threshold": self.threshold}  # fmt: skip
+                "image_size": self.image_size, "threshold": self.threshold,
+                **{k: facts.get(k) for k in TRAINING_FACTS}}  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path) -> OnnxPredictor:

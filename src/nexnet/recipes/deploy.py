@@ -72,7 +72,9 @@ def export_openvino(checkpoint: str | Path, out: str | Path, int8: bool = False,
         _check_count(calibration_images)
     if int8 and data_root is None:
         data_root = _trained_root(record)  # before anything is written: --out may not lie inside it
-    refuse_inside_sources(out, "--out", {"--checkpoint": record.path, **source_folders("--data-root", data_root)})
+    refuse_inside_sources(
+        out, "--out", {"--checkpoint": record.path, **source_folders("--data-root", data_root, besides=[out])}
+    )
     refuse_foreign_files(out, "--out", ours={IR, "model.bin", RECORD})
     pred = Predictor.load(record, "cpu", fast_layout=False)
     model = to_openvino(pred)

@@ -55,7 +55,7 @@ class RunFolder:
             raise NexnetError(f"{self.path}: already holds a run; pass --resume to continue it, "
                               "or choose another --out")  # fmt: skip
         for root in data_roots:
-            refuse_inside_sources(self.path, "--out", source_folders("--data-root", root))
+            refuse_inside_sources(self.path, "--out", source_folders("--data-root", root, besides=[self.path]))
         refuse_foreign_files(self.path, "--out", ours_prefix=tuple(ours_prefix))
 
     def read_config(self) -> dict:
