@@ -150,6 +150,13 @@ def test_an_unknown_flag_is_named_before_a_missing_required_one(argv, said, caps
     assert capsys.readouterr().err.splitlines()[-1] == f"nexnet train: error: {said}"
 
 
+def test_help_still_marks_the_required_flags(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert " --out OUT " in usage and "[--out OUT]" not in usage
+
+
 @pytest.mark.parametrize("verb", ["demo", "reproduce"])
 def test_demo_and_reproduce_take_threads(verb, capsys):
     more = ["--table", "1", "--quick"] if verb == "reproduce" else []
