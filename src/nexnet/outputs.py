@@ -16,6 +16,10 @@ RUN_FILES = {"config.yaml", "split.json", "best", "last", "log.csv", "curves.png
 # selected on.
 SPLIT = "split.json"
 PREDICT_RECORD = "predict.json"  # marks a folder predict wrote, so a rerun may replace its masks
+FRONTIER_RECORD = "frontier.json"  # a frontier's report, beside its runs/ and points/
+DEPLOY_RECORD = "deploy.json"  # an OpenVINO export's record, beside its IR
+# The records that say a folder is nexnet's output, not source data.
+OUTPUT_RECORDS = ("config.yaml", "train_done.json", "summary.json", PREDICT_RECORD, FRONTIER_RECORD, DEPLOY_RECORD)
 SEEN = "seen_images.json"
 # What a checkpoint folder holds (evaluate writes its summary.json there by default).
 CHECKPOINT_FILES = {"model.safetensors", "config.json", "split.json", "seen_images.json", "state.json",

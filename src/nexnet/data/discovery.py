@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NexnetError
+from ..outputs import OUTPUT_RECORDS
 
 # How mask files are named after their image (ISIC: _segmentation; PH2: _lesion).
 MASK_SUFFIXES = ("", "_segmentation", "_Segmentation", "_mask", "_lesion")
@@ -69,8 +70,7 @@ def source_folders(flag: str, folder: str | os.PathLike | None,
 
 # What marks a folder as someone's workspace rather than a folder of datasets: nexnet's records, a
 # source tree, an environment.
-WORKSPACE_MARKS = ("config.yaml", "train_done.json", "predict.json", "summary.json", "frontier.json", "deploy.json",
-                   "pyproject.toml", "setup.py")  # fmt: skip
+WORKSPACE_MARKS = (*OUTPUT_RECORDS, "pyproject.toml", "setup.py")
 
 
 def dataset_collection(folder: str | os.PathLike, outs: Iterable[str | os.PathLike] = ()) -> Path | None:

@@ -18,12 +18,13 @@ import torch
 
 from ..errors import NexnetError
 from ..models.checkpoint import TRAINING_FACTS
+from ..outputs import DEPLOY_RECORD
 from .export import parity_error, write_onnx
 from .predictor import Predictor
 from .tta import exported_probabilities
 
 INSTALL_HINT = "pip install 'nexnet-seg[deploy]' (or: pip install openvino nncf)"
-RECORD = "deploy.json"
+RECORD = DEPLOY_RECORD
 IR = "model.xml"
 FORMAT = "nexnet-seg-openvino/1"
 TOLERANCE = 1e-4  # fp32 IR against PyTorch, as for ONNX

@@ -29,6 +29,7 @@ from ..errors import NexnetError
 from ..io import atomic_write_json, restore_interrupted
 from ..models import create_model
 from ..models.registry import list_models, model_keywords
+from ..outputs import FRONTIER_RECORD
 from ..profile import count_flops, count_parameters
 from ..runtime import machine
 from ..training import RunFolder
@@ -356,7 +357,7 @@ def _run_all(plan: FrontierPlan, todo: list[Point], say: Callable[[str], None], 
 def _earlier_skips(plan: FrontierPlan) -> list[dict]:
     """The skipped seeds an earlier command recorded at budgets this one does not run: the report
     keeps saying why those settings have one seed."""
-    report_file = plan.out / "frontier.json"
+    report_file = plan.out / FRONTIER_RECORD
     if not report_file.is_file():
         return []
     earlier = json.loads(report_file.read_text()).get("skipped_seeds", [])

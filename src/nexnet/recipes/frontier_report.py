@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import NexnetError
 from ..evaluation.metrics import paired_difference
 from ..io import atomic_write_json, atomic_write_text
+from ..outputs import FRONTIER_RECORD
 from ..plots import frontier_chart
 
 Setting = tuple[Fraction, int]  # a width factor and an image size
@@ -142,7 +143,7 @@ def write_report(out: Path, points: list[dict], skipped: list[dict], settings: d
                                          and x["model"] == m)  # fmt: skip
     result = {"settings": settings, "points": [{k: v for k, v in p.items() if k != "test_dice"} for p in points],
               "skipped_seeds": skipped, "missing_runs": missing or [], "frontiers": rows}  # fmt: skip
-    atomic_write_json(out / "frontier.json", result)
+    atomic_write_json(out / FRONTIER_RECORD, result)
     atomic_write_text(out / "frontier.md", markdown(result))
     lines = {m: [(r["budget_min"], f["test_mdice"], setting_label((Fraction(f["width"]), f["image_size"]), sizes))
                  for r in result["frontiers"] if (f := r["families"].get(m))] for m in models}  # fmt: skip
