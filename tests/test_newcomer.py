@@ -136,6 +136,24 @@ def test_an_out_in_the_folder_that_holds_the_datasets_is_refused_but_a_project_f
     guard(proj / "runs", root=proj / "kvasir")
 
 
+def test_a_symlinked_dataset_is_judged_by_the_folder_it_is_linked_from(tmp_path):
+    """``datasets/kvasir`` links to a disk elsewhere: the folder of datasets is ``datasets/``, where
+    the link lies, not the link's target's parent."""
+    from nexnet.data.discovery import source_folders
+    from nexnet.outputs import refuse_inside_sources
+    from nexnet.synthetic import make_synthetic_dataset
+
+    make_synthetic_dataset(tmp_path / "disk" / "kvasir", n=2, size_range=(16, 16))
+    datasets = tmp_path / "datasets"
+    make_synthetic_dataset(datasets / "isic", n=2, size_range=(16, 16))
+    (datasets / "kvasir").symlink_to(tmp_path / "disk" / "kvasir", target_is_directory=True)
+    for root in (datasets / "kvasir", datasets / "kvasir" / "images"):
+        out = datasets / "runs"
+        with pytest.raises(NexnetError, match="inside the datasets \\(holding --data-root's dataset\\) folder"):
+            refuse_inside_sources(out, "--out", source_folders("--data-root", root, besides=[out]))
+    assert sorted(p.name for p in datasets.iterdir()) == ["isic", "kvasir"]
+
+
 @pytest.mark.parametrize(
     ("argv", "said"),
     [

@@ -62,9 +62,12 @@ def source_folders(flag: str, folder: str | os.PathLike | None,
     siblings = [d for d in _subfolders(path.parent) if d not in skip] if stems else []
     if any(_pairs_with(d, stems) for d in siblings[:20]):
         found[f"dataset (of {flag})"] = path.parent
-    collection = dataset_collection(found.get(f"dataset (of {flag})", path), outs=besides)
-    if collection is not None:
-        found[f"datasets (holding {flag}'s dataset)"] = collection
+    root = found.get(f"dataset (of {flag})", path)
+    as_given = Path(os.path.abspath(folder))  # a symlinked dataset sits in the folder it is linked from
+    for candidate in dict.fromkeys([root, as_given.parent if root != path else as_given]):
+        if (collection := dataset_collection(candidate, outs=besides)) is not None:
+            found[f"datasets (holding {flag}'s dataset)"] = collection
+            break
     return found
 
 
@@ -80,8 +83,8 @@ def dataset_collection(folder: str | os.PathLike, outs: Iterable[str | os.PathLi
     and no workspace: no dot-folder (``.git``, ``.venv``) and no subfolder with nexnet's records or
     a source tree at its top or one level down. So ``~/proj`` holding ``data_a/`` and ``data_b/``
     is none, and ``~/proj/runs`` is never refused."""
-    parent = Path(folder).resolve().parent
-    dsts = [Path(o).resolve() for o in outs]
+    parent = Path(os.path.abspath(folder)).parent
+    dsts = [q for o in outs for q in {Path(os.path.abspath(o)), Path(o).resolve()}]
     inside = [d for d in dsts if parent in d.parents]
     if "data" not in parent.name.lower() or not inside or parent == Path.home():
         return None
