@@ -136,6 +136,25 @@ def test_an_out_in_the_folder_that_holds_the_datasets_is_refused_but_a_project_f
     guard(proj / "runs", root=proj / "kvasir")
 
 
+def test_datasets_nested_as_downloaded_count_toward_a_folder_of_datasets(tmp_path):
+    """Kvasir-SEG one level down (``kvasir/Kvasir-SEG/images``) and PH2 three levels down, one
+    folder per case (``PH2Dataset/PH2 Dataset images/IMD002/IMD002_lesion``): two datasets."""
+    from nexnet.data.discovery import source_folders
+    from nexnet.outputs import refuse_inside_sources
+    from nexnet.synthetic import make_synthetic_dataset
+
+    datasets = tmp_path / "datasets"
+    make_synthetic_dataset(datasets / "kvasir" / "Kvasir-SEG", n=2, size_range=(16, 16))
+    case = datasets / "ph2" / "PH2Dataset" / "PH2 Dataset images" / "IMD002"
+    for folder, name in (("IMD002_Dermoscopic_Image", "IMD002.bmp"), ("IMD002_lesion", "IMD002_lesion.bmp")):
+        (case / folder).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(case / folder / name)
+    out = datasets / "runs"
+    with pytest.raises(NexnetError, match="inside the datasets \\(holding --data-root's dataset\\) folder"):
+        refuse_inside_sources(out, "--out", source_folders("--data-root", datasets / "kvasir", besides=[out]))
+    assert not out.exists()
+
+
 def test_a_symlinked_dataset_is_judged_by_the_folder_it_is_linked_from(tmp_path):
     """``datasets/kvasir`` links to a disk elsewhere: the folder of datasets is ``datasets/``, where
     the link lies, not the link's target's parent."""

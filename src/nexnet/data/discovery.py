@@ -79,9 +79,10 @@ WORKSPACE_MARKS = (*OUTPUT_RECORDS, "pyproject.toml", "setup.py")
 def dataset_collection(folder: str | os.PathLike, outs: Iterable[str | os.PathLike] = ()) -> Path | None:
     """``folder``'s parent when it is a folder of datasets and one of ``outs`` lies inside it, else
     None. A folder of datasets is named for data (``datasets/``, ``data/``, ``shared_data/``), holds
-    two datasets or more (two subfolders that pair images with masks, as ``images/`` and ``masks/``)
-    and no workspace: no dot-folder (``.git``, ``.venv``) and no subfolder with nexnet's records or
-    a source tree at its top or one level down. So ``~/proj`` holding ``data_a/`` and ``data_b/``
+    two datasets or more (two folders side by side that pair images with masks, as ``images/`` and
+    ``masks/``, at most three levels into each subfolder) and no workspace: no dot-folder (``.git``,
+    ``.venv``) and no subfolder with nexnet's records or a source tree at its top or one level down.
+    So ``~/proj`` holding ``data_a/`` and ``data_b/``
     is none, and ``~/proj/runs`` is never refused."""
     parent = Path(os.path.abspath(folder)).parent
     dsts = [q for o in outs for q in {Path(os.path.abspath(o)), Path(o).resolve()}]
@@ -96,7 +97,7 @@ def dataset_collection(folder: str | os.PathLike, outs: Iterable[str | os.PathLi
         subfolders = sorted(e for e in entries if e.is_dir() and not any(e == d or e in d.parents for d in inside))
         if len(subfolders) > 50 or any(_is_workspace(d) for d in subfolders):
             return None
-        roots = sum(_is_dataset_root(d) for d in subfolders)
+        roots = sum(_holds_dataset(d) for d in subfolders)
     except OSError:  # an unreadable entry: no claim either way
         return None
     return parent if roots >= 2 else None
@@ -107,6 +108,22 @@ def _is_workspace(folder: Path) -> bool:
     for level in (folder, *_subfolders(folder)[:50]):
         if any((level / mark).exists() for mark in WORKSPACE_MARKS):
             return True
+    return False
+
+
+def _holds_dataset(folder: Path, depth: int = 3, look: int = 60) -> bool:
+    """Whether ``folder`` is a dataset root or holds one up to ``depth`` levels down (Kvasir's
+    ``kvasir/Kvasir-SEG/``, PH2's ``PH2Dataset/PH2 Dataset images/IMD002/``), shallowest first,
+    looking into at most ``look`` folders."""
+    level = [folder]
+    for _ in range(depth + 1):
+        for d in level:
+            if look <= 0:
+                return False
+            look -= 1
+            if _is_dataset_root(d):
+                return True
+        level = [s for d in level for s in _subfolders(d)[:20]]
     return False
 
 
