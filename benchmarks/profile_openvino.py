@@ -7,9 +7,9 @@ Each model is built with random weights (speed only), converted as ``nexnet expo
 and compiled with OpenVINO's per-layer counters. int8 is NNCF's post-training quantization of every
 layer, calibrated on ``--calibration`` random images: the same graph ``nexnet export --int8`` writes
 when no layer is kept at float32. The table sums each layer kind's median time over ``--runs``
-inferences, with the kernel it ran (``exec_type``: ``brgconv_avx512_amx_I8`` is an AMX int8
-convolution, ``jit_avx512_FP32`` a vector float32 one) and its share of the whole. Needs the onnx and
-deploy extras.
+inferences (timed with the counters on, which add a little), with the kernel it ran
+(``exec_type``: ``brgconv_avx512_amx_I8`` is an AMX int8 convolution, ``jit_avx512_FP32`` a vector
+float32 one) and its share of the whole. Needs the onnx and deploy extras.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from nexnet.inference import Predictor
 from nexnet.inference.openvino import require_openvino, to_openvino
 
 
-def openvino_model(spec: str, size: int) -> object:
+def openvino_model(spec: str, size: int) -> Any:
     """``spec`` (``NAME[:KEY=VALUE...]``) with random weights as an ``openvino.Model``, through
     nexnet's ONNX export."""
     torch.manual_seed(0)
@@ -40,7 +41,7 @@ def openvino_model(spec: str, size: int) -> object:
     return to_openvino(Predictor(model=model, image_size=size, device=torch.device("cpu")))
 
 
-def compiled(model: object, precision: str, size: int, threads: int, calibration: int) -> object:
+def compiled(model: Any, precision: str, size: int, threads: int, calibration: int) -> Any:
     """``model`` compiled for the CPU at ``precision`` (f32, bf16 or int8) with per-layer counters on."""
     ov = require_openvino()
     if precision == "int8":
@@ -54,7 +55,7 @@ def compiled(model: object, precision: str, size: int, threads: int, calibration
     return ov.Core().compile_model(model, "CPU", config)
 
 
-def layer_times(net: object, x: np.ndarray, runs: int) -> tuple[float, dict[tuple[str, str], float]]:
+def layer_times(net: Any, x: np.ndarray, runs: int) -> tuple[float, dict[tuple[str, str], float]]:
     """Median wall ms of one inference, and each (layer type, kernel)'s summed median ms."""
     request = net.create_infer_request()
     for _ in range(3):  # warm-up
@@ -74,8 +75,9 @@ def layer_times(net: object, x: np.ndarray, runs: int) -> tuple[float, dict[tupl
 
 
 def table(name: str, precision: str, wall: float, kinds: dict[tuple[str, str], float], top: int) -> str:
-    total = sum(kinds.values())
-    lines = [f"### {name}, {precision}: {wall:.1f} ms a batch (layers sum to {total:.1f} ms)", "",
+    """A markdown table of the ``top`` (layer type, kernel) pairs by time, with their shares."""
+    total = sum(kinds.values()) or 1.0
+    lines = [f"### {name}, {precision}: {wall:.1f} ms a batch with the counters on (layers sum to {total:.1f} ms)", "",
              "| layer | kernel | ms | share |", "|---|---|---|---|"]  # fmt: skip
     for (node_type, exec_type), ms in sorted(kinds.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"| {node_type} | {exec_type} | {ms:.2f} | {ms / total:.0%} |")
@@ -102,7 +104,8 @@ def main() -> None:
         for precision in args.precisions.split(","):
             net = compiled(model, precision, args.size, args.threads, args.calibration)
             wall, kinds = layer_times(net, x, args.runs)
-            print(table(name, precision, wall, kinds, args.top), "\n", flush=True)
+            hint = net.get_property("INFERENCE_PRECISION_HINT")  # what the CPU granted, not what was asked
+            print(table(name, f"{precision} (precision hint {hint})", wall, kinds, args.top), "\n", flush=True)
             results[f"{name} {precision}"] = {
                 "wall_ms": wall,
                 "layers": {f"{t} | {k}": ms for (t, k), ms in kinds.items()},

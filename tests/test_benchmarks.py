@@ -127,25 +127,27 @@ def test_frontier_recipe_chooses_each_folders_setting_on_validation_and_pairs_th
     assert abs(row["test"]["mean"]) < 1e-9
 
 
-def test_openvino_profile_sums_each_layer_kind_and_runs_every_precision_at_toy_size(tmp_path):
-    """The table adds the layers of one kind and kernel, largest first; the script profiles a tiny
-    UNet at every precision through nexnet's own export path."""
+def test_openvino_profile_table_adds_the_layers_of_one_kind_largest_first():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from profile_openvino import table
+
+    kinds = {("Eltwise", "jit_FP32"): 1.0, ("Convolution", "brgconv_I8"): 3.0}
+    lines = table("unet", "int8", 4.5, kinds, top=5).splitlines()
+    assert lines[0] == "### unet, int8: 4.5 ms a batch with the counters on (layers sum to 4.0 ms)"
+    assert lines[4:] == ["| Convolution | brgconv_I8 | 3.00 | 75% |", "| Eltwise | jit_FP32 | 1.00 | 25% |"]
+
+
+def test_openvino_profile_runs_float32_and_int8_at_toy_size(tmp_path):
+    """A tiny UNet through nexnet's own export path, at float32 and NNCF's int8."""
     import pytest
 
     pytest.importorskip("openvino", reason="the deploy extra (openvino) is not installed")
     pytest.importorskip("nncf", reason="the deploy extra (nncf) is not installed")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from profile_openvino import table
-
-    kinds = {("Convolution", "brgconv_I8"): 3.0, ("Eltwise", "jit_FP32"): 1.0}
-    lines = table("unet", "int8", 4.5, kinds, top=5).splitlines()
-    assert lines[0] == "### unet, int8: 4.5 ms a batch (layers sum to 4.0 ms)"
-    assert lines[4:] == ["| Convolution | brgconv_I8 | 3.00 | 75% |", "| Eltwise | jit_FP32 | 1.00 | 25% |"]
     out = tmp_path / "profile.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "profile_openvino.py"), "--models", "unet:base_width=4",
            "--size", "32", "--precisions", "f32,int8", "--runs", "2", "--calibration", "2", "--threads", "1",
            "--json", str(out)]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads(out.read_text())
     assert set(result) == {"unet:base_width=4 f32", "unet:base_width=4 int8"}

@@ -136,30 +136,49 @@ def test_an_out_in_the_folder_that_holds_the_datasets_is_refused_but_a_project_f
     guard(proj / "runs", root=proj / "kvasir")
 
 
-def test_datasets_nested_as_downloaded_count_toward_a_folder_of_datasets(tmp_path):
-    """Kvasir-SEG one level down (``kvasir/Kvasir-SEG/images``) and PH2 three levels down, one
-    folder per case (``PH2Dataset/PH2 Dataset images/IMD002/IMD002_lesion``): two datasets."""
+def _guard(root, out):
+    """As train, evaluate and frontier check their --out."""
     from nexnet.data.discovery import source_folders
     from nexnet.outputs import refuse_inside_sources
+
+    refuse_inside_sources(out, "--out", source_folders("--data-root", root, besides=[out]))
+
+
+COLLECTION_REFUSED = "inside the datasets \\(holding --data-root's dataset\\) folder"
+
+
+def _ph2_case(case):
+    """PH2's layout for one case: ``IMD002/IMD002_Dermoscopic_Image/IMD002.bmp`` and its lesion mask."""
+    for folder, name in (("IMD002_Dermoscopic_Image", "IMD002.bmp"), ("IMD002_lesion", "IMD002_lesion.bmp")):
+        (case / folder).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(case / folder / name)
+
+
+def test_datasets_nested_as_downloaded_count_toward_a_folder_of_datasets(tmp_path):
+    """Kvasir-SEG one level down (``kvasir/Kvasir-SEG/images``) and PH2 three levels down, one
+    folder per case (``PH2Dataset/PH2 Dataset images/IMD002/IMD002_lesion``): two datasets. A pair
+    four levels down is no dataset; a run already in ``runs/`` makes it a workspace; a symlink loop
+    ends the look."""
     from nexnet.synthetic import make_synthetic_dataset
 
     datasets = tmp_path / "datasets"
     make_synthetic_dataset(datasets / "kvasir" / "Kvasir-SEG", n=2, size_range=(16, 16))
-    case = datasets / "ph2" / "PH2Dataset" / "PH2 Dataset images" / "IMD002"
-    for folder, name in (("IMD002_Dermoscopic_Image", "IMD002.bmp"), ("IMD002_lesion", "IMD002_lesion.bmp")):
-        (case / folder).mkdir(parents=True)
-        Image.fromarray(np.zeros((8, 8), np.uint8)).save(case / folder / name)
-    out = datasets / "runs"
-    with pytest.raises(NexnetError, match="inside the datasets \\(holding --data-root's dataset\\) folder"):
-        refuse_inside_sources(out, "--out", source_folders("--data-root", datasets / "kvasir", besides=[out]))
-    assert not out.exists()
+    _ph2_case(datasets / "ph2" / "deeper" / "PH2Dataset" / "PH2 Dataset images" / "IMD002")
+    (datasets / "ph2" / "loop").symlink_to(datasets / "ph2", target_is_directory=True)
+    _guard(datasets / "kvasir", datasets / "runs")  # four levels down: one dataset only
+    (datasets / "ph2" / "deeper" / "PH2Dataset").rename(datasets / "ph2" / "PH2Dataset")
+    with pytest.raises(NexnetError, match=COLLECTION_REFUSED):
+        _guard(datasets / "kvasir", datasets / "runs")
+    with pytest.raises(NexnetError, match=COLLECTION_REFUSED):  # the kernel's reading of ..
+        _guard(datasets / "ph2" / ".." / "kvasir", datasets / "runs")
+    (datasets / "runs" / "a").mkdir(parents=True)
+    (datasets / "runs" / "a" / "config.yaml").write_text("model: {}\n")  # a run: runs/ is a workspace
+    _guard(datasets / "kvasir", datasets / "runs" / "b")
 
 
 def test_a_symlinked_dataset_is_judged_by_the_folder_it_is_linked_from(tmp_path):
     """``datasets/kvasir`` links to a disk elsewhere: the folder of datasets is ``datasets/``, where
     the link lies, not the link's target's parent."""
-    from nexnet.data.discovery import source_folders
-    from nexnet.outputs import refuse_inside_sources
     from nexnet.synthetic import make_synthetic_dataset
 
     make_synthetic_dataset(tmp_path / "disk" / "kvasir", n=2, size_range=(16, 16))
@@ -167,10 +186,9 @@ def test_a_symlinked_dataset_is_judged_by_the_folder_it_is_linked_from(tmp_path)
     make_synthetic_dataset(datasets / "isic", n=2, size_range=(16, 16))
     (datasets / "kvasir").symlink_to(tmp_path / "disk" / "kvasir", target_is_directory=True)
     for root in (datasets / "kvasir", datasets / "kvasir" / "images"):
-        out = datasets / "runs"
-        with pytest.raises(NexnetError, match="inside the datasets \\(holding --data-root's dataset\\) folder"):
-            refuse_inside_sources(out, "--out", source_folders("--data-root", root, besides=[out]))
-    assert sorted(p.name for p in datasets.iterdir()) == ["isic", "kvasir"]
+        with pytest.raises(NexnetError, match=COLLECTION_REFUSED):
+            _guard(root, datasets / "runs")
+    _guard(tmp_path / "disk" / "kvasir", datasets / "runs")  # given by its target: disk/ is no folder of datasets
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         extend_best=args.extend_best, device=args.device, sets=args.set, report_only=args.report_only,
     )  # fmt: skip
     run_frontier(plan)
-    print(f"wrote {plan.out}/frontier.json, frontier.md and frontier.png")
+    from ..outputs import FRONTIER_RECORD
+
+    print(f"wrote {plan.out / FRONTIER_RECORD}, frontier.md and frontier.png")
     return 0
 
 

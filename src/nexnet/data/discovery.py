@@ -50,7 +50,8 @@ def source_folders(flag: str, folder: str | os.PathLike | None,
     """The folders a command must not write into for a source folder given as ``flag``: the folder,
     the dataset root it belongs to (its parent, when a sibling folder holds the other half of the
     pairs, as ``masks/`` beside ``images/``), so that ``--out data/preds`` beside ``data/images``
-    is refused, and the folder of datasets that holds that root (``dataset_collection``).
+    is refused, and the folder of datasets that holds that root (``dataset_collection``), found
+    from where the root really is and, for a symlinked dataset, from where the link lies.
     ``besides``: sibling folders that are no half of a dataset (the command's own output, the
     predictions being scored)."""
     if folder is None:
@@ -63,73 +64,98 @@ def source_folders(flag: str, folder: str | os.PathLike | None,
     if any(_pairs_with(d, stems) for d in siblings[:20]):
         found[f"dataset (of {flag})"] = path.parent
     root = found.get(f"dataset (of {flag})", path)
-    as_given = Path(os.path.abspath(folder))  # a symlinked dataset sits in the folder it is linked from
-    for candidate in dict.fromkeys([root, as_given.parent if root != path else as_given]):
+    linked = _where_the_link_lies(Path(folder))
+    for candidate in dict.fromkeys([root, linked.parent if root != path else linked]):
         if (collection := dataset_collection(candidate, outs=besides)) is not None:
             found[f"datasets (holding {flag}'s dataset)"] = collection
             break
     return found
 
 
+def _where_the_link_lies(folder: Path) -> Path:
+    """``folder`` with every link above it followed but not ``folder`` itself (``datasets/kvasir``
+    stays there when it links to another disk); ``..`` is followed as the system does."""
+    if folder.name in ("", ".", ".."):
+        return folder.resolve()
+    return Path(os.path.realpath(folder.parent)) / folder.name
+
+
 # What marks a folder as someone's workspace rather than a folder of datasets: nexnet's records, a
-# source tree, an environment.
-WORKSPACE_MARKS = (*OUTPUT_RECORDS, "pyproject.toml", "setup.py")
+# source tree, a repository, an environment.
+WORKSPACE_MARKS = (*OUTPUT_RECORDS, "pyproject.toml", "setup.py", ".git", ".hg", ".venv")
+# How many folders a folder of datasets is looked into, at most, to find its datasets.
+COLLECTION_LOOKS = 200
 
 
 def dataset_collection(folder: str | os.PathLike, outs: Iterable[str | os.PathLike] = ()) -> Path | None:
-    """``folder``'s parent when it is a folder of datasets and one of ``outs`` lies inside it, else
-    None. A folder of datasets is named for data (``datasets/``, ``data/``, ``shared_data/``), holds
-    two datasets or more (two folders side by side that pair images with masks, as ``images/`` and
-    ``masks/``, at most three levels into each subfolder) and no workspace: no dot-folder (``.git``,
-    ``.venv``) and no subfolder with nexnet's records or a source tree at its top or one level down.
-    So ``~/proj`` holding ``data_a/`` and ``data_b/``
-    is none, and ``~/proj/runs`` is never refused."""
+    """``folder``'s parent (as written, without following a link at ``folder``) when it is a folder
+    of datasets and one of ``outs`` lies inside it, else None.
+
+    A folder of datasets is named for data (``datasets/``, ``data/``, ``shared_data/``), holds two
+    datasets or more and is no workspace. A dataset is a subfolder with two folders side by side
+    that pair images with masks (``images/`` and ``masks/``), the pair at most three levels down
+    (PH2's ``PH2Dataset/PH2 Dataset images/IMD002/``). A workspace has a dot-folder at its top, or
+    ``WORKSPACE_MARKS`` there, or in a subfolder (the one holding the out included) or one level
+    below it. So ``~/proj`` holding ``data_a/`` and ``data_b/`` is none, and once ``runs/`` holds
+    a run, ``runs/next`` is never refused."""
     parent = Path(os.path.abspath(folder)).parent
-    dsts = [q for o in outs for q in {Path(os.path.abspath(o)), Path(o).resolve()}]
+    dsts = list(dict.fromkeys(q for o in outs for q in (Path(os.path.abspath(o)), Path(o).resolve())))
     inside = [d for d in dsts if parent in d.parents]
     if "data" not in parent.name.lower() or not inside or parent == Path.home():
         return None
     try:
         entries = list(parent.iterdir())
-        if any(e.name.startswith(".") and e.is_dir() for e in entries):
+        if any(e.name.startswith(".") and e.is_dir() for e in entries) or _has_marks(parent):
             return None
-        entries = [e for e in entries if not is_system_file(e)]
-        subfolders = sorted(e for e in entries if e.is_dir() and not any(e == d or e in d.parents for d in inside))
+        subfolders = sorted(e for e in entries if e.is_dir() and not is_system_file(e))
         if len(subfolders) > 50 or any(_is_workspace(d) for d in subfolders):
             return None
-        roots = sum(_holds_dataset(d) for d in subfolders)
+        holding_an_out = {d for d in subfolders if any(d == o or d in o.parents for o in inside)}
+        looks = [COLLECTION_LOOKS]
+        roots = 0
+        for d in subfolders:
+            roots += d not in holding_an_out and _holds_dataset(d, looks)
+            if roots >= 2:
+                return parent
     except OSError:  # an unreadable entry: no claim either way
         return None
-    return parent if roots >= 2 else None
+    return None
+
+
+def _has_marks(folder: Path) -> bool:
+    return any((folder / mark).exists() for mark in WORKSPACE_MARKS)
 
 
 def _is_workspace(folder: Path) -> bool:
-    """nexnet's records or a source tree at ``folder``'s top or one level down."""
-    for level in (folder, *_subfolders(folder)[:50]):
-        if any((level / mark).exists() for mark in WORKSPACE_MARKS):
-            return True
-    return False
+    """``WORKSPACE_MARKS`` at ``folder``'s top or one level down."""
+    return _has_marks(folder) or any(_has_marks(d) for d in _subfolders(folder)[:50])
 
 
-def _holds_dataset(folder: Path, depth: int = 3, look: int = 60) -> bool:
+def _holds_dataset(folder: Path, looks: list[int], depth: int = 3) -> bool:
     """Whether ``folder`` is a dataset root or holds one up to ``depth`` levels down (Kvasir's
     ``kvasir/Kvasir-SEG/``, PH2's ``PH2Dataset/PH2 Dataset images/IMD002/``), shallowest first,
-    looking into at most ``look`` folders."""
+    each folder looked into taken from the budget ``looks[0]``."""
     level = [folder]
-    for _ in range(depth + 1):
+    for down in range(depth + 1):
+        below = []
         for d in level:
-            if look <= 0:
+            if looks[0] <= 0:
                 return False
-            look -= 1
-            if _is_dataset_root(d):
+            looks[0] -= 1
+            subfolders = _subfolders(d)[:20]
+            if _pairs_among(subfolders):
                 return True
-        level = [s for d in level for s in _subfolders(d)[:20]]
+            below += subfolders if down < depth else []
+        level = below
     return False
 
 
 def _is_dataset_root(folder: Path) -> bool:
     """Whether two of ``folder``'s subfolders hold the two halves of image/mask pairs."""
-    subfolders = _subfolders(folder)[:20]
+    return _pairs_among(_subfolders(folder)[:20])
+
+
+def _pairs_among(subfolders: list[Path]) -> bool:
     for d in subfolders:
         stems = _image_stems(d)
         if stems and any(_pairs_with(other, stems) for other in subfolders if other != d):
@@ -143,11 +169,19 @@ def looks_like_mask_folder(folder: Path) -> bool:
     return name.endswith(MASK_FOLDER_MARKS) or "groundtruth" in name or "ground truth" in name
 
 
-def _subfolders(folder: Path) -> list[Path]:
+def _subfolders(folder: Path, look: int = 500) -> list[Path]:
+    """The subfolders among ``folder``'s first ``look`` entries, sorted, dot-folders left out."""
+    found = []
     try:
-        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        with os.scandir(folder) as entries:
+            for i, entry in enumerate(entries):
+                if i >= look:
+                    break
+                if not entry.name.startswith(".") and entry.is_dir():
+                    found.append(Path(entry.path))
     except OSError:
         return []
+    return sorted(found)
 
 
 @dataclass(frozen=True)
