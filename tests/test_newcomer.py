@@ -570,3 +570,14 @@ def test_cache_clear_removes_only_the_cache_folders(tmp_path, monkeypatch, capsy
     assert main(["cache"]) == 0 and "0.0 MiB" in capsys.readouterr().out
     assert main(["cache", "--clear"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_an_out_through_a_symlink_loop_is_one_line(tmp_path, capsys):
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    for folder in (pred, gt):
+        folder.mkdir()
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "a.png")
+    (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+    (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+    one_line_error(capsys, ["score", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "loop_a" / "x")],
+                   "Symlink loop", "fix or remove the link")  # fmt: skip

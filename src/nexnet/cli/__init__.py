@@ -112,6 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nexnet {args.verb}: interrupted{_how_to_continue(args)}", file=sys.stderr)
         return 130
+    except RuntimeError as e:  # Python 3.11's Path.resolve() on a link that points back at itself
+        if not str(e).startswith("Symlink loop"):
+            raise
+        print(f"nexnet {args.verb}: error: {e}: a symbolic link in that path points back at itself; "
+              "fix or remove the link", file=sys.stderr)  # fmt: skip
+        return 2
     finally:
         if quiet and before is None:
             os.environ.pop("NEXNET_QUIET", None)
