@@ -64,8 +64,8 @@ def source_folders(flag: str, folder: str | os.PathLike | None,
     if any(_pairs_with(d, stems) for d in siblings[:20]):
         found[f"dataset (of {flag})"] = path.parent
     root = found.get(f"dataset (of {flag})", path)
-    linked = _where_the_link_lies(Path(folder))
-    for candidate in dict.fromkeys([root, linked.parent if root != path else linked]):
+    linked = _where_the_link_lies(Path(folder) if root == path else Path(folder).absolute().parent)
+    for candidate in dict.fromkeys([root, linked]):
         if (collection := dataset_collection(candidate, outs=besides)) is not None:
             found[f"datasets (holding {flag}'s dataset)"] = collection
             break
