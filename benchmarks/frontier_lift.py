@@ -4,6 +4,10 @@
         --base docs/evidence/frontier-kvasir-cpu --out docs/evidence/frontier-lift-cpu \
         [--candidates batch8,ema,lr4e-3] [--budget 10] [--width 1/4] [--size 64] [--seeds 2]
 
+``--base rerun`` trains the unchanged recipe beside the candidates instead (candidate ``base``): a
+budget is wall time, so on another machine, or the same one on another day, only a base run under
+the same conditions is a fair baseline.
+
 Each candidate is one ``nexnet frontier`` sitting of its own (its own ``--out``: a changed recipe is
 another protocol) at the base frontier's chosen setting: the same model, width, image size, budget,
 seeds, split and machine sharing (two runs at a time, one thread each: the candidates run in pairs,
@@ -24,20 +28,25 @@ import sys
 from pathlib import Path
 
 CANDIDATES = {  # name -> the frontier flags that make it
+    "base": ["--batch-size", "16"],  # the recipe unchanged: the base rerun beside the candidates
     "batch8": ["--batch-size", "8"],
     "ema": ["--batch-size", "16", "--set", "train.ema_decay=0.999"],
     "lr4e-3": ["--batch-size", "16", "--set", "train.lr=4e-3"],
     "noaug": ["--batch-size", "16", "--set", "augment.enabled=false"],
+    "warmup1": ["--batch-size", "16", "--set", "train.warmup_epochs=1"],
 }
 
 
 def frontiers(args: argparse.Namespace, sittings: dict[Path, list[str]]) -> None:
-    """The candidates' frontier sittings at the base setting, all at once: one sitting trains its
-    seeds one after another, so two candidates side by side keep two runs on the machine, each on
-    one thread, as the base frontier ran (finished points are skipped)."""
-    running = [subprocess.Popen(_frontier_command(args, out, flags)) for out, flags in sittings.items()]
-    if any(proc.wait() for proc in running):
-        raise SystemExit("a frontier sitting failed; see its logs/ folder")
+    """The candidates' frontier sittings at the base setting, two at a time: one sitting trains its
+    seeds one after another, so two sittings side by side keep two runs on the machine, each on one
+    thread, as the base frontier ran (finished points are skipped)."""
+    pending = list(sittings.items())
+    while pending:
+        pair, pending = pending[:2], pending[2:]
+        running = [subprocess.Popen(_frontier_command(args, out, flags)) for out, flags in pair]
+        if any([proc.wait() for proc in running]):
+            raise SystemExit("a frontier sitting failed; see its logs/ folder")
 
 
 def _frontier_command(args: argparse.Namespace, out: Path, flags: list[str]) -> list[str]:
@@ -85,7 +94,12 @@ def main() -> None:
     p.add_argument("--data-root", required=True)
     p.add_argument("--dataset", default="kvasir")
     p.add_argument("--split", default="pranet")
-    p.add_argument("--base", required=True, help="the frontier folder whose runs are the baseline")
+    p.add_argument(
+        "--base",
+        required=True,
+        help="the frontier folder whose runs are the baseline, or 'rerun': train "
+        "the unchanged recipe as candidate 'base' beside the others (the fair choice on another machine)",
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--candidates", default="batch8,ema,lr4e-3", help=f"comma-separated, of {', '.join(CANDIDATES)}")
     p.add_argument("--budget", type=float, default=10.0)
@@ -93,13 +107,20 @@ def main() -> None:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--seeds", type=int, default=2)
     args = p.parse_args()
-    names, base = point_names(args), Path(args.base)
+    names, names_wanted = point_names(args), args.candidates.split(",")
+    if unknown := [n for n in names_wanted if n not in CANDIDATES]:
+        raise SystemExit(f"--candidates: unknown {', '.join(unknown)}; choose from {', '.join(CANDIDATES)}")
+    rerun = args.base == "rerun"
+    if rerun:
+        names_wanted = ["base", *(n for n in names_wanted if n != "base")]
+    if len(names_wanted) % 2:
+        raise SystemExit("--candidates: give an even number of sittings (the base counts when rerun), so that two "
+                         "runs share the machine as in the base")  # fmt: skip
+    frontiers(args, {Path(args.out) / name: CANDIDATES[name] for name in names_wanted})
+    base = Path(args.out) / "base" if rerun else Path(args.base)
+    names_wanted = [n for n in names_wanted if not (rerun and n == "base")]
     base_val = seed_mean(validation_dice(args, base / "runs", names))
     base_test = seed_mean([json.loads((base / "points" / f"{n}.json").read_text())["test_dice"] for n in names])
-    names_wanted = args.candidates.split(",")
-    if len(names_wanted) % 2:
-        raise SystemExit("--candidates: give an even number, so that two runs share the machine as in the base")
-    frontiers(args, {Path(args.out) / name: CANDIDATES[name] for name in names_wanted})
     rows = {}
     for name in names_wanted:
         out = Path(args.out) / name
@@ -121,6 +142,8 @@ def main() -> None:
                      f"[{v['ci95'][0]:+.3f}, "
                      f"{v['ci95'][1]:+.3f}] | {t['mean']:+.4f} [{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | "
                      f"{'yes' if r['kept'] else 'no'} |")  # fmt: skip
+    base_epochs = [json.loads((base / "points" / f"{n}.json").read_text())["epochs"] for n in names]
+    lines += ["", f"Base epochs: {sum(base_epochs) / len(base_epochs):.1f} (mean over seeds)."]
     Path(args.out, "lift.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
