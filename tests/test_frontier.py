@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import torch
 
 from nexnet.cli import main
 from nexnet.evaluation.metrics import bootstrap_ci, paired_difference
@@ -128,6 +129,7 @@ def test_toy_frontier_runs_reports_and_resumes(tmp_path, data, capsys):
         assert p["epochs"] >= 1 and p["train_seconds"] <= 0.1 * 60 + 5  # stopped by the budget
         assert p["params"] > 0 and p["gmacs"] > 0 and p["image_size"] == 32
         assert p["machine"] == machine() and "cores, " in p["machine"]  # what the wall-time budget bought
+        assert torch.backends.cpu.get_cpu_capability() in p["machine"]  # one model name, other vector units
     assert f"Machine: {machine()}." in (out / "frontier.md").read_text()
     records = {f.stem: json.loads(f.read_text()) for f in (out / "points").glob("*.json")}
     assert len(records) == 2
@@ -278,3 +280,5 @@ def test_points_from_two_machines_are_flagged_in_the_report():
     assert line.startswith("**Points from 3 machines** (1 on Xeon, 2 cores, AMX, torch 2.13; 1 on EPYC")
     assert "1 on an unrecorded machine" in line and "compare points of one machine only" in line
     assert R._machines(points[:1]) == ["Machine: Xeon, 2 cores, AMX, torch 2.13.\n"]
+    assert R._short("AMD EPYC, 2 cores, AVX512, torch 2.13") == "AMD EPYC, AVX512"  # the table's column
+    assert R._short("AMD EPYC, 2 cores, AVX2, torch 2.13") == "AMD EPYC, AVX2" and R._short(None) == "not recorded"

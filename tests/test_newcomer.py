@@ -136,6 +136,24 @@ def test_an_out_in_the_folder_that_holds_the_datasets_is_refused_but_a_project_f
     guard(proj / "runs", root=proj / "kvasir")
 
 
+def test_a_dataset_holding_the_predictions_counts_toward_a_folder_of_datasets(tmp_path, capsys):
+    """``score --pred datasets/b/preds``: the predictions are no half of ``a``'s pairs, but ``b``
+    around them is a dataset all the same, so ``datasets/`` holds two and ``--out datasets/score``
+    is refused."""
+    from nexnet.synthetic import make_synthetic_dataset
+
+    datasets = tmp_path / "datasets"
+    for name in ("a", "b"):
+        make_synthetic_dataset(datasets / name, n=2, size_range=(16, 16))
+    (datasets / "b" / "preds").mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(datasets / "b" / "preds" / "synthetic_0000.png")
+    args = ["score", "--pred", str(datasets / "b" / "preds"), "--gt", str(datasets / "a" / "masks")]
+    one_line_error(capsys, [*args, "--out", str(datasets / "score")],
+                   f"inside the datasets (holding --gt's dataset) folder {datasets}")  # fmt: skip
+    assert not (datasets / "score").exists()
+    assert main([*args, "--out", str(tmp_path / "score")]) == 0
+
+
 def _guard(root, out):
     """As train, evaluate and frontier check their --out."""
     from nexnet.data.discovery import source_folders
@@ -210,6 +228,16 @@ def test_help_still_marks_the_required_flags(capsys):
         main(["train", "--help"])
     usage = " ".join(capsys.readouterr().out.split())
     assert " --out OUT " in usage and "[--out OUT]" not in usage
+
+
+def test_every_verb_keeps_the_required_flags_argparse_checks():
+    """``refuse_unknown_flags`` relaxes the flags a verb kept; one added another way (a group)
+    would still stop the parse at ``required`` before the unknown flag is named."""
+    from nexnet.cli import build_parser
+
+    for name, verb in build_parser().verb_parsers.items():
+        checked = {a.dest for a in verb._actions if a.required}  # argparse's own list, private
+        assert {a.dest for a in verb.required_actions} == checked, name
 
 
 @pytest.mark.parametrize("verb", ["demo", "reproduce"])

@@ -9,21 +9,25 @@ from pathlib import Path
 
 from .errors import NexnetError
 
-# What nexnet writes into a run folder (train, pretrain, reproduce) or an output folder.
-RUN_FILES = {"config.yaml", "split.json", "best", "last", "log.csv", "curves.png", "eval", "train_done.json",
-             "images.json", "recon.png", "pretrain_done.json", "summary.json"}  # fmt: skip
-# Beside a checkpoint: the split it was trained on, and pixel hashes of the images it trained and was
-# selected on.
+RUN_CONFIG = "config.yaml"  # a run's resolved recipe, at the top of its folder
+TRAIN_DONE = "train_done.json"  # a run that trained to its end (reproduce skips it)
+PRETRAIN_DONE = "pretrain_done.json"  # the same for a pretraining run
+SUMMARY = "summary.json"  # an evaluation's or a scoring's per-case metrics
+# Beside a checkpoint (and a run): the split it was trained on, and pixel hashes of the images it
+# trained and was selected on.
 SPLIT = "split.json"
+SEEN = "seen_images.json"
+# What nexnet writes into a run folder (train, pretrain, reproduce) or an output folder.
+RUN_FILES = {RUN_CONFIG, SPLIT, "best", "last", "log.csv", "curves.png", "eval", TRAIN_DONE,
+             "images.json", "recon.png", PRETRAIN_DONE, SUMMARY}  # fmt: skip
 PREDICT_RECORD = "predict.json"  # marks a folder predict wrote, so a rerun may replace its masks
 FRONTIER_RECORD = "frontier.json"  # a frontier's report, beside its runs/ and points/
 DEPLOY_RECORD = "deploy.json"  # an OpenVINO export's record, beside its IR
 # The records that say a folder is nexnet's output, not source data.
-OUTPUT_RECORDS = ("config.yaml", "train_done.json", "summary.json", PREDICT_RECORD, FRONTIER_RECORD, DEPLOY_RECORD)
-SEEN = "seen_images.json"
+OUTPUT_RECORDS = (RUN_CONFIG, TRAIN_DONE, SUMMARY, PREDICT_RECORD, FRONTIER_RECORD, DEPLOY_RECORD)
 # What a checkpoint folder holds (evaluate writes its summary.json there by default).
-CHECKPOINT_FILES = {"model.safetensors", "config.json", "split.json", "seen_images.json", "state.json",
-                    "state.safetensors", "summary.json"}  # fmt: skip
+CHECKPOINT_FILES = {"model.safetensors", "config.json", SPLIT, SEEN, "state.json", "state.safetensors",
+                    SUMMARY}  # fmt: skip
 
 
 def _folder(path: Path) -> Path:

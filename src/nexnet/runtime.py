@@ -117,10 +117,12 @@ def cpu_name() -> str:
 
 
 def machine() -> str:
-    """The CPU's model name and core count, with AMX where it has it, and torch's version, e.g.
-    ``Intel(R) Xeon(R) Processor, 2 cores, AMX, torch 2.13.0+cpu``: what a wall-time budget bought."""
-    parts = [cpu_name(), f"{os.cpu_count()} cores"] + (["AMX"] if has_amx(unknown=False) else [])
-    return ", ".join(parts + [f"torch {torch.__version__}"])
+    """The CPU's model name and core count, the widest vector unit torch uses, AMX where it has it,
+    and torch's version, e.g. ``AMD EPYC, 2 cores, AVX512, torch 2.13.0+cpu``: what a wall-time
+    budget bought (two CPUs of one model name may differ in their vector units)."""
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
+    parts = [cpu_name(), f"{os.cpu_count()} cores", capability] + (["AMX"] if has_amx(unknown=False) else [])
+    return ", ".join([p for p in parts if p] + [f"torch {torch.__version__}"])
 
 
 def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import NexnetError
 from . import (
@@ -40,6 +41,22 @@ VERBS = (demo, models, profile, datasets, cache, check_data, train, pretrain, ev
 THREADED = ("train", "pretrain", "evaluate", "predict", "serve", "export", "reproduce", "demo")
 
 
+class VerbParser(argparse.ArgumentParser):
+    """A verb's parser that keeps the required flags added to it (argparse has no public list of
+    them), so that ``refuse_unknown_flags`` can parse without them. Flags added through a group
+    are not kept: add required ones to the parser itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.required_actions: list[argparse.Action] = []
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.required:
+            self.required_actions.append(action)
+        return action
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .._version import __version__
 
@@ -49,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'nexnet VERB --help' for the flags of one step.",
     )
     parser.add_argument("--version", action="version", version=f"nexnet-seg {__version__}")
-    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=VerbParser)
     sub.required = True
     for verb in VERBS:
         p = verb.add(sub)
@@ -70,7 +87,7 @@ def refuse_unknown_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -
     if at is None or {"-h", "--help"} & set(argv[at + 1 :]):  # --help prints the usage as it is
         return
     verb = verb_parsers[argv[at]]
-    required = [a for a in verb._actions if a.required]  # argparse has no public handle on them
+    required = [a for a in verb.required_actions if a.required]
     for action in required:
         action.required = False
     try:

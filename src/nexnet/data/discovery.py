@@ -45,21 +45,23 @@ def _pairs_with(folder: Path, stems: set[str]) -> bool:
     return False
 
 
-def source_folders(flag: str, folder: str | os.PathLike | None,
-                   besides: Iterable[str | os.PathLike] = ()) -> dict[str, Path]:  # fmt: skip
+def source_folders(flag: str, folder: str | os.PathLike | None, besides: Iterable[str | os.PathLike] = (),
+                   inputs: Iterable[str | os.PathLike] = ()) -> dict[str, Path]:  # fmt: skip
     """The folders a command must not write into for a source folder given as ``flag``: the folder,
     the dataset root it belongs to (its parent, when a sibling folder holds the other half of the
     pairs, as ``masks/`` beside ``images/``), so that ``--out data/preds`` beside ``data/images``
     is refused, and the folder of datasets that holds that root (``dataset_collection``), found
     from where the root really is and, for a symlinked dataset, from where the link lies.
-    ``besides``: sibling folders that are no half of a dataset (the command's own output, the
-    predictions being scored)."""
+    ``besides``: the command's own outputs, which are no half of a dataset. ``inputs``: its other
+    sources (the predictions being scored): no half of this dataset either, but the dataset that
+    holds them still counts toward a folder of datasets."""
     if folder is None:
         return {}
     path = Path(folder).resolve()
     found = {flag: path}
     stems = _image_stems(path) if path.is_dir() else set()
-    skip = {path, *(Path(b).resolve() for b in besides)}
+    besides = list(besides)
+    skip = {path, *(Path(b).resolve() for b in [*besides, *inputs])}
     siblings = [d for d in _subfolders(path.parent) if d not in skip] if stems else []
     if any(_pairs_with(d, stems) for d in siblings[:20]):
         found[f"dataset (of {flag})"] = path.parent

@@ -16,7 +16,7 @@ from ..errors import NexnetError
 from ..inference import Predictor, mask_at_size, to_original_size
 from ..inference.backends import load_predictor, refuse_other_model
 from ..models.checkpoint import Checkpoint
-from ..outputs import CHECKPOINT_FILES, refuse_foreign_files, refuse_foreign_json, refuse_inside_sources
+from ..outputs import CHECKPOINT_FILES, SUMMARY, refuse_foreign_files, refuse_foreign_json, refuse_inside_sources
 from ..runtime import slow_autocast_note
 from . import metrics as M
 from .scored_cases import no_cases, scored_data
@@ -102,7 +102,7 @@ def _number(text: str) -> str:
 def _check_out(out: str | Path, data_root: str | Path) -> None:
     refuse_inside_sources(out, "--out", source_folders("--data-root", data_root, besides=[out]))
     refuse_foreign_files(out, "--out", CHECKPOINT_FILES)
-    refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
+    refuse_foreign_json(Path(out) / SUMMARY, "--out", "per_case")
 
 
 def _threshold(threshold: str, subset: str, on_validation: Callable[[], float]) -> tuple[float, str]:

@@ -13,7 +13,7 @@ from ..data import find_gt, read_mask, split_part
 from ..data.discovery import Discovery, best_mask_suffix, by_stem, list_image_files, source_folders
 from ..data.readers import mask_intensity
 from ..errors import DataError, NexnetError
-from ..outputs import PREDICT_RECORD, refuse_foreign_files, refuse_foreign_json, refuse_inside_sources
+from ..outputs import PREDICT_RECORD, SUMMARY, refuse_foreign_files, refuse_foreign_json, refuse_inside_sources
 from .summary import report, score_case, summarise
 
 PRED_SUFFIXES = ("", "_pred", "_prediction", "_mask")  # how other tools name predicted masks
@@ -56,10 +56,10 @@ def score(pred_dir: str | Path, gt_dir: str | Path, out: str | Path | None = Non
     if pred_dir.resolve() == gt_dir.resolve():
         raise NexnetError(f"--pred and --gt are the same folder ({gt_dir}); a folder scored against itself gets Dice 1")
     if out:
-        refuse_inside_sources(out, "--out", source_folders("--gt", gt_dir, besides=[pred_dir, out]))
+        refuse_inside_sources(out, "--out", source_folders("--gt", gt_dir, besides=[out], inputs=[pred_dir]))
         if not (Path(out) / PREDICT_RECORD).is_file():  # a folder predict wrote may take its summary
-            refuse_foreign_files(out, "--out", {"summary.json"})
-        refuse_foreign_json(Path(out) / "summary.json", "--out", "per_case")
+            refuse_foreign_files(out, "--out", {SUMMARY})
+        refuse_foreign_json(Path(out) / SUMMARY, "--out", "per_case")
     gt_stems = [p.stem for p in list_image_files(gt_dir, Discovery())]
     pred_suffix = best_mask_suffix(gt_dir, pred_dir, PRED_SUFFIXES)  # pred stems relative to gt stems
     preds = by_stem(list_image_files(pred_dir, Discovery()), Discovery(), strip=pred_suffix)

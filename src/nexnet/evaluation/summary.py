@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_json
+from ..outputs import SUMMARY
 from . import metrics as M
 
 
@@ -37,8 +38,8 @@ def report(summary: dict[str, Any], out: str | Path | None, say: Callable[[str],
     if "subset_note" in summary:
         say(f"note: {summary['subset_note']}")
     if out:
-        atomic_write_json(Path(out) / "summary.json", summary)
-        say(f"wrote {Path(out) / 'summary.json'} (per-case metrics)")
+        atomic_write_json(Path(out) / SUMMARY, summary)
+        say(f"wrote {Path(out) / SUMMARY} (per-case metrics)")
     return summary
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import NexnetError
-from ..outputs import SEEN, SPLIT
+from ..outputs import RUN_CONFIG, SEEN, SPLIT
 from .base import CONFIG_NAME, load_weights, read_config
 from .registry import create_model, upgrade_config
 
@@ -68,7 +68,7 @@ class Checkpoint:
     def run_folder(self) -> Path | None:
         """The training run folder holding this checkpoint (``RUN/best``), if it is one."""
         parent = self.path.resolve().parent
-        return parent if (parent / SPLIT).is_file() and (parent / "config.yaml").is_file() else None
+        return parent if (parent / SPLIT).is_file() and (parent / RUN_CONFIG).is_file() else None
 
     @property
     def split_file(self) -> Path | None:

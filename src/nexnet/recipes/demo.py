@@ -13,7 +13,7 @@ from ..errors import NexnetError
 from ..evaluation import evaluate
 from ..inference import predict
 from ..io import atomic_write_text
-from ..outputs import refuse_foreign_files
+from ..outputs import SPLIT, refuse_foreign_files
 from ..profile import count_parameters
 from ..synthetic import make_synthetic_dataset
 from ..training import RunConfig, resolve, train
@@ -46,7 +46,7 @@ def run_demo(out: str | Path = "demo", seconds: float = 120) -> int:
     print("\nevaluating the best checkpoint on the synthetic test split:")
     summary = evaluate(run / "best", "folder", data, subset="test", protocol="paper", out=out / "eval",
                        device="cpu")  # fmt: skip
-    split = json.loads((run / "split.json").read_text())
+    split = json.loads((run / SPLIT).read_text())
     inputs = out / "test_images"
     for folder in (inputs, out / "predictions"):
         shutil.rmtree(folder, ignore_errors=True)

@@ -29,7 +29,7 @@ from ..errors import NexnetError
 from ..io import atomic_write_json, restore_interrupted
 from ..models import create_model
 from ..models.registry import list_models, model_keywords
-from ..outputs import FRONTIER_RECORD
+from ..outputs import FRONTIER_RECORD, SPLIT, SUMMARY
 from ..profile import count_flops, count_parameters
 from ..runtime import machine
 from ..training import RunFolder
@@ -212,8 +212,8 @@ def read_run(run: Path) -> dict[str, Any]:
 
     with open(run / "log.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    split = json.loads((run / "split.json").read_text())
-    summary = json.loads((run / "eval" / "summary.json").read_text())
+    split = json.loads((run / SPLIT).read_text())
+    summary = json.loads((run / "eval" / SUMMARY).read_text())
     seconds = sum(float(r["seconds"]) for r in rows)
     train_images = len(split.get("train", []))
     return {

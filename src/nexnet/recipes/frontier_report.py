@@ -204,7 +204,10 @@ def _machines(points: list[dict]) -> list[str]:
 
 
 def _short(machine: str | None) -> str:
-    return machine.split(",")[0] if machine else "not recorded"
+    """The CPU and its vector units, without the core count and torch's version."""
+    if not machine:
+        return "not recorded"
+    return ", ".join(p for p in machine.split(", ") if not p.endswith(" cores") and not p.startswith("torch "))
 
 
 def _point_table(result: dict[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ from ..evaluation import evaluate
 from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model
 from ..models.base import read_config
+from ..outputs import PRETRAIN_DONE, RUN_CONFIG, SUMMARY, TRAIN_DONE
 from ..plots import bar_chart, scatter_chart
 from ..profile import count_parameters, format_markdown, profile_model
 from ..training import PRETRAIN_DEFAULTS, RunConfig, RunFolder, paper_recipe, parse_set, pretrain, resolve, train
@@ -75,15 +76,15 @@ def available(datasets: list[str], root: Path, say: Callable[[str], None]) -> li
 
 def run_cell(run: Path, cfg: RunConfig, dataset: str, folder: Path, say: Callable[[str], None]) -> dict | None:
     """Train (or resume, or skip when finished) one run, then evaluate it on the test split."""
-    summary_file = run / "eval" / "summary.json"
+    summary_file = run / "eval" / SUMMARY
     if summary_file.is_file():
-        form = RunFolder(run).read_config().get("model", {}).get("form") if (run / "config.yaml").is_file() else None
+        form = RunFolder(run).read_config().get("model", {}).get("form") if (run / RUN_CONFIG).is_file() else None
         say(f"{run}: finished earlier, skipped" + (f" (NExNet Seg form {form})" if form else ""))
         return json.loads(summary_file.read_text())
-    if not (run / "train_done.json").is_file():
+    if not (run / TRAIN_DONE).is_file():
         resume = (run / "last" / "state.json").is_file()
         say(f"{run}: {'resuming' if resume else 'training'}")
-        if resume and (run / "config.yaml").is_file():  # continue the run as it started, not as today's defaults say
+        if resume and (run / RUN_CONFIG).is_file():  # continue the run as it started, not as today's defaults say
             cfg = RunFolder(run).read_run_config().merged({"train": {"device": cfg.train.device}})
         try:  # a resumed run's own config as it is (read once); a new one resolved by train
             resumed = finish(cfg, resumed_from=run) if resume else cfg
@@ -91,7 +92,7 @@ def run_cell(run: Path, cfg: RunConfig, dataset: str, folder: Path, say: Callabl
         except (NexnetError, ValueError) as e:
             say(f"{run}: skipped ({e})")
             return None
-        atomic_write_json(run / "train_done.json", {k: v for k, v in result.items() if k != "log"})
+        atomic_write_json(run / TRAIN_DONE, {k: v for k, v in result.items() if k != "log"})
     try:
         return evaluate(run / "best", dataset, folder, subset="test", protocol="paper", out=run / "eval",
                         say=lambda _: None, batch_size=int(cfg.train.batch_size))  # fmt: skip
@@ -132,14 +133,14 @@ def table2(root: Path, out: Path, datasets: list[str], quick: bool, device: str,
         aside = pre.with_name(f"pretrain.unchecked-{int(time.time())}")
         pre.rename(aside)  # from before pretraining recorded its images: fine-tuning would refuse it
         say(f"{pre}: records no list of the images it read; moved to {aside.name}, pretraining again")
-    if not (pre / "best").is_dir() or not (pre / "pretrain_done.json").is_file():
+    if not (pre / "best").is_dir() or not (pre / PRETRAIN_DONE).is_file():
         data = run_config("nexnet_seg", dataset, folder, quick, device, extra, paper_exact).data
         cfg = {**PRETRAIN_DEFAULTS, "datasets": [dataset], "data_roots": [str(folder)], "device": device,
                "split": data.split, "split_seed": data.seed,  # the fine-tuning runs' training part
                **(QUICK_PRETRAIN if quick else {})}  # fmt: skip
         say(f"{pre}: pretraining the SSL autoencoder")
         pretrain(cfg, pre, resume=(pre / "last" / "state.json").is_file(), quiet=True)
-        atomic_write_json(pre / "pretrain_done.json", {"done": True})
+        atomic_write_json(pre / PRETRAIN_DONE, {"done": True})
     rows = []
     for name, (tpen, masa, ssl, reported) in ABLATIONS.items():
         variant = [f"model.tpen={tpen}", f"model.masa={masa}", f"model.ssl={ssl}"]
@@ -196,7 +197,7 @@ def table4(out: Path, models: list[str], quick: bool, device: str, say: Callable
 def _row(dataset: str, model: str, s: dict | None, cfg: RunConfig, reported: float | None,
          run: Path) -> dict[str, Any]:  # fmt: skip
     """One table row; a cell that ran (perhaps under other defaults) is described by its own config."""
-    if (run / "config.yaml").is_file():
+    if (run / RUN_CONFIG).is_file():
         cfg = RunFolder(run).read_run_config()
     params = count_parameters(create_model(model, **cfg.model_kwargs()))
     return {

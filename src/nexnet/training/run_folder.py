@@ -13,7 +13,7 @@ from ..data.discovery import source_folders
 from ..errors import NexnetError
 from ..io import atomic_write_text, restore_interrupted
 from ..models.registry import upgrade_config
-from ..outputs import refuse_foreign_files, refuse_inside_sources
+from ..outputs import RUN_CONFIG, SPLIT, refuse_foreign_files, refuse_inside_sources
 from .config import dump, load_yaml
 from .run_config import PretrainConfig, RunConfig
 from .runlog import write_curves, write_log
@@ -31,11 +31,11 @@ class RunFolder:
 
     @property
     def config(self) -> Path:
-        return self.path / "config.yaml"
+        return self.path / RUN_CONFIG
 
     @property
     def split(self) -> Path:
-        return self.path / "split.json"
+        return self.path / SPLIT
 
     @property
     def best(self) -> Path:

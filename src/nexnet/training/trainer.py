@@ -18,7 +18,7 @@ from ..data import BatchLoader, RunData, Split, discover_and_split, prepare_data
 from ..errors import NexnetError
 from ..evaluation import VALIDATION_METRICS, batch_metrics
 from ..models import load_ssl_encoder
-from ..outputs import SEEN
+from ..outputs import SEEN, SPLIT
 from ..runtime import autocast, autocast_dtype, pick_device, place_model, precision_name, slow_autocast_note
 from . import distributed as D
 from .diagnostics import TPENProbe
@@ -292,7 +292,7 @@ def _save(run: Run, epoch: int, metrics: dict, improved: bool) -> None:
     """best/, then last/, then the log: a kill between them loses nothing on resume."""
     extra = _best_extra(run.cfg, run.data.split, epoch + 1, metrics)
     average = run.stepper.average
-    record = {"split.json": run.data.split.to_dict(), SEEN: run.seen}  # best/ and last/ alike: both load
+    record = {SPLIT: run.data.split.to_dict(), SEEN: run.seen}  # best/ and last/ alike: both load
     if improved:
         best = average.module if average else run.model
         best.save_pretrained(run.folder.best, extra=extra, json_files=record)
