@@ -4,10 +4,13 @@
         [--batches 1,16] [--rounds 5] [--repeats 5] [--calibration-images 300] [--json OUT.json]
     python benchmarks/bench_deploy.py --untrained nexnet_seg,unet --size 224 --split-from RUN_A/best ...
 
-Runtimes: PyTorch float32 and bf16 autocast, onnxruntime float32, OpenVINO f32, OpenVINO with the
-bf16 hint, and OpenVINO int8 (``nexnet export --format openvino --int8``: calibrated on training
-images, its validation mDice reported whatever the drop). Latency is the median over alternating
-rounds (every model and runtime takes its turn each round, so machine load hits all), after warm-up.
+Runtimes: PyTorch float32 and bf16 autocast, onnxruntime float32 and int8, OpenVINO f32, OpenVINO
+with the bf16 hint, and OpenVINO int8 (``nexnet export --format openvino --int8``: calibrated on
+training images, its validation mDice reported whatever the drop). onnxruntime int8 is its static
+QDQ quantization (per-channel int8 weights, uint8 activations) calibrated on the same training
+images; ``nexnet export`` does not write it yet, so this row says whether it should. Latency is
+the median over alternating rounds (every model and runtime takes its turn each round, so machine
+load hits all), after warm-up.
 Validation mDice is each runtime's on the checkpoint's own validation split, at each image's
 original size and the checkpoint's threshold. ``--untrained`` measures speed only: the models are
 built with random weights at ``--size`` (their int8 calibrated on the training images of
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +30,7 @@ import torch
 from common import alternating_medians
 
 from nexnet import create_model
-from nexnet.data import Split
+from nexnet.data import Split, to_model_input
 from nexnet.inference import Predictor
 from nexnet.inference.export import OnnxPredictor, write_onnx
 from nexnet.inference.openvino import compile_model, require_openvino, to_openvino
@@ -34,7 +38,8 @@ from nexnet.models.checkpoint import Checkpoint
 from nexnet.recipes.deploy import DEFAULT_CALIBRATION, calibration_data, export_openvino, val_masks, verify
 from nexnet.runtime import autocast
 
-RUNTIMES = ["pytorch fp32", "pytorch bf16", "onnxruntime fp32", "openvino f32", "openvino bf16", "openvino int8"]
+RUNTIMES = ["pytorch fp32", "pytorch bf16", "onnxruntime fp32", "onnxruntime int8", "openvino f32", "openvino bf16",
+            "openvino int8"]  # fmt: skip
 
 
 def runtimes(checkpoint: Path, work: Path, threads: int, data_root: str | None, calibration: int) -> dict:
@@ -58,6 +63,11 @@ def runtimes(checkpoint: Path, work: Path, threads: int, data_root: str | None, 
     write_onnx(plain, work / "m.onnx")
     session = OnnxPredictor.load(work / "m.onnx").session
     out["onnxruntime fp32"] = lambda x: session.run(None, {"image": x})[0]
+    record = Checkpoint.read(checkpoint)
+    data, ids = calibration_data(record, data_root, calibration, pred.image_size)
+    images = data.arrays.images[data.arrays.index(ids)]
+    inputs = [to_model_input(images[i : i + 1], "cpu").numpy() for i in range(len(images))]
+    out["onnxruntime int8"] = onnxruntime_int8(work / "m.onnx", work / "m_int8.onnx", inputs, threads)
     f32 = compile_model(to_openvino(plain), threads)
     out["openvino f32"] = lambda x: f32(x)[0]
     bf16 = ov.Core().compile_model(to_openvino(plain), "CPU", {"INFERENCE_PRECISION_HINT": "bf16",
@@ -68,6 +78,28 @@ def runtimes(checkpoint: Path, work: Path, threads: int, data_root: str | None, 
     int8 = compile_model(ov.Core().read_model(str(work / "int8" / "model.xml")), threads)
     out["openvino int8"] = lambda x: int8(x)[0]
     return out
+
+
+def onnxruntime_int8(model: Path, out: Path, inputs: list[np.ndarray], threads: int) -> Callable:
+    """onnxruntime's static int8 (QDQ) quantization of ``model``, calibrated on ``inputs`` (each a
+    ``(1, 3, S, S)`` model input), as a function of a batch that returns logits."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Inputs(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.left = iter(inputs)
+
+        def get_next(self) -> dict | None:
+            x = next(self.left, None)
+            return None if x is None else {"image": x}
+
+    quantize_static(str(model), str(out), Inputs(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"image": x})[0]
 
 
 def untrained(name: str, size: int, split_from: Path, tmp: Path) -> Path:

@@ -153,3 +153,35 @@ def test_openvino_profile_runs_float32_and_int8_at_toy_size(tmp_path):
     assert set(result) == {"unet:base_width=4 f32", "unet:base_width=4 int8"}
     for record in result.values():
         assert any(key.startswith("Convolution |") for key in record["layers"]), record["layers"]
+
+
+def test_onnxruntime_int8_follows_float32_on_a_tiny_unet(tmp_path):
+    """bench_deploy's onnxruntime int8 row: static QDQ quantization, calibrated on the inputs given,
+    keeps a tiny UNet's logits close to float32's and its graph really holds int8 weights."""
+    import numpy as np
+    import pytest
+
+    onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    import torch
+
+    from nexnet import create_model
+    from nexnet.inference import Predictor
+    from nexnet.inference.export import OnnxPredictor, write_onnx
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_deploy import onnxruntime_int8
+
+    torch.manual_seed(0)
+    pred = Predictor(create_model("unet", base_width=4).eval(), 32, torch.device("cpu"))
+    write_onnx(pred, tmp_path / "m.onnx")
+    rng = np.random.default_rng(0)
+    inputs = [rng.random((1, 3, 32, 32), dtype=np.float32) for _ in range(4)]
+    run = onnxruntime_int8(tmp_path / "m.onnx", tmp_path / "m_int8.onnx", inputs, threads=1)
+    x = rng.random((2, 3, 32, 32), dtype=np.float32)  # a batch of two: the batch axis stays dynamic
+    ref = OnnxPredictor.load(tmp_path / "m.onnx").session.run(None, {"image": x})[0]
+    got = run(x)
+    assert got.shape == ref.shape == (2, 1, 32, 32)
+    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max() + 1e-3
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "m_int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops

@@ -608,4 +608,25 @@ def test_an_out_through_a_symlink_loop_is_one_line(tmp_path, capsys):
     (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
     (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
     one_line_error(capsys, ["score", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "loop_a" / "x")],
-                   "Symlink loop", "fix or remove the link")  # fmt: skip
+                   "points back at itself", "fix or remove the link")  # fmt: skip
+
+
+def test_a_loop_met_as_an_os_error_is_one_line_too(monkeypatch, capsys):
+    """Where ``resolve()`` does not raise on a loop (Python 3.13), the first open through it fails
+    with ELOOP: the same one line."""
+    import errno
+
+    from nexnet.cli import models
+
+    def opens_through_a_loop(args):
+        raise OSError(errno.ELOOP, "Too many levels of symbolic links", "runs/loop/x")
+
+    monkeypatch.setattr(models, "run", opens_through_a_loop)
+    one_line_error(capsys, ["models"], "Too many levels of symbolic links", "fix or remove the link")
+
+    def denied(args):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(models, "run", denied)
+    with pytest.raises(PermissionError):  # any other OSError is no loop
+        main(["models"])

@@ -8,6 +8,7 @@ module here plus its name in ``VERBS``. Verb modules import lazily, so ``nexnet 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -129,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nexnet {args.verb}: interrupted{_how_to_continue(args)}", file=sys.stderr)
         return 130
-    except RuntimeError as e:  # Python 3.11's Path.resolve() on a link that points back at itself
-        if not str(e).startswith("Symlink loop"):
+    except (RuntimeError, OSError) as e:
+        if not _is_symlink_loop(e):
             raise
         print(f"nexnet {args.verb}: error: {e}: a symbolic link in that path points back at itself; "
               "fix or remove the link", file=sys.stderr)  # fmt: skip
@@ -138,6 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if quiet and before is None:
             os.environ.pop("NEXNET_QUIET", None)
+
+
+def _is_symlink_loop(e: BaseException) -> bool:
+    """Python 3.11's ``Path.resolve()`` raises RuntimeError on a link that points back at itself;
+    later Pythons resolve it and the first open or mkdir through it fails with ELOOP."""
+    if isinstance(e, OSError):
+        return e.errno == errno.ELOOP
+    return str(e).startswith("Symlink loop")
 
 
 def _how_to_continue(args: argparse.Namespace) -> str:
