@@ -120,7 +120,8 @@ def main() -> None:
     base = Path(args.out) / "base" if rerun else Path(args.base)
     names_wanted = [n for n in names_wanted if not (rerun and n == "base")]
     base_val = seed_mean(validation_dice(args, base / "runs", names))
-    base_test = seed_mean([json.loads((base / "points" / f"{n}.json").read_text())["test_dice"] for n in names])
+    base_points = [json.loads((base / "points" / f"{n}.json").read_text()) for n in names]
+    base_test = seed_mean([pt["test_dice"] for pt in base_points])
     rows = {}
     for name in names_wanted:
         out = Path(args.out) / name
@@ -142,8 +143,8 @@ def main() -> None:
                      f"[{v['ci95'][0]:+.3f}, "
                      f"{v['ci95'][1]:+.3f}] | {t['mean']:+.4f} [{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | "
                      f"{'yes' if r['kept'] else 'no'} |")  # fmt: skip
-    base_epochs = [json.loads((base / "points" / f"{n}.json").read_text())["epochs"] for n in names]
-    lines += ["", f"Base epochs: {sum(base_epochs) / len(base_epochs):.1f} (mean over seeds)."]
+    base_epochs = sum(pt["epochs"] for pt in base_points) / len(base_points)
+    lines += ["", f"Base epochs: {base_epochs:.1f} (mean over seeds)."]
     Path(args.out, "lift.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
