@@ -85,6 +85,11 @@ def test_score_refuses_one_folder_on_both_sides_and_an_out_inside_the_ground_tru
     assert not (data / "masks" / "summary.json").exists()
 
 
+def test_score_names_a_missing_pred_folder_before_asking_for_an_out(tmp_path, capsys):
+    one_line_error(capsys, ["score", "--pred", str(tmp_path / "nope"), "--gt", str(tmp_path)],
+                   f"--pred {tmp_path / 'nope'}: not a folder")  # fmt: skip
+
+
 def test_evaluate_train_pretrain_reproduce_and_export_refuse_an_out_inside_the_data(data, run, capsys):
     before = snapshot(data)
     inside = str(data / "results")

@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from ..outputs import PREDICT_RECORD
 
     same = Path(args.pred).resolve() == Path(args.gt).resolve()  # refused by score itself, in its words
-    if not args.out and not same and not (Path(args.pred) / PREDICT_RECORD).is_file():
+    missing = not Path(args.pred).is_dir()  # score says so first, in its words
+    if not args.out and not same and not missing and not (Path(args.pred) / PREDICT_RECORD).is_file():
         raise NexnetError(f"--pred {args.pred} was not written by nexnet predict, so summary.json does not go "
                           "there by default; give --out FOLDER")  # fmt: skip
     score(
