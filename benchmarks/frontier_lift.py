@@ -34,6 +34,12 @@ CANDIDATES = {  # name -> the frontier flags that make it
     "lr4e-3": ["--batch-size", "16", "--set", "train.lr=4e-3"],
     "noaug": ["--batch-size", "16", "--set", "augment.enabled=false"],
     "batch32": ["--batch-size", "32"],  # (frontier runs already warm up for one epoch, not five)
+    # the form's settings: RMT's per-head decays, no dropout, a cheaper T-PEN, MaSA from level 4 only
+    "rmt": ["--batch-size", "16", "--set", "model.gamma=rmt"],
+    "dropout0": ["--batch-size", "16", "--set", "model.dropout=0"],
+    "order2": ["--batch-size", "16", "--set", "model.order=2"],
+    "masa4": ["--batch-size", "16", "--set", "model.masa_from=4"],
+    "noclip": ["--batch-size", "16", "--set", "train.grad_clip=null"],
 }
 
 
