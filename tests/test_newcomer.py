@@ -1,7 +1,9 @@
 """A newcomer's mistakes: no command writes into source data or over files it did not write, and
 every bad option gets one line before anything is decoded or written."""
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -619,8 +621,6 @@ def test_an_out_through_a_symlink_loop_is_one_line(tmp_path, capsys):
 def test_a_loop_met_as_an_os_error_is_one_line_too(monkeypatch, capsys):
     """Where ``resolve()`` does not raise on a loop (Python 3.13), the first open through it fails
     with ELOOP: the same one line."""
-    import errno
-
     from nexnet.cli import models
 
     def opens_through_a_loop(args):
@@ -629,9 +629,39 @@ def test_a_loop_met_as_an_os_error_is_one_line_too(monkeypatch, capsys):
     monkeypatch.setattr(models, "run", opens_through_a_loop)
     one_line_error(capsys, ["models"], "Too many levels of symbolic links", "fix or remove the link")
 
-    def denied(args):
-        raise PermissionError(errno.EACCES, "Permission denied")
+    def not_found(args):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory")
 
-    monkeypatch.setattr(models, "run", denied)
-    with pytest.raises(PermissionError):  # any other OSError is no loop
+    monkeypatch.setattr(models, "run", not_found)
+    with pytest.raises(FileNotFoundError):  # any other OSError is a defect: its traceback stays
         main(["models"])
+
+
+@pytest.mark.parametrize(
+    ("code", "fix"),
+    [(errno.EACCES, "change its permissions"), (errno.EPERM, "change its permissions"),
+     (errno.EROFS, "read-only"), (errno.ENOSPC, "the disk is full"), (errno.EDQUOT, "quota")],
+)  # fmt: skip
+def test_what_the_machine_refuses_is_one_line_with_the_fix(monkeypatch, capsys, code, fix):
+    """Permission denied on --out (root writes anywhere, so the refusal is raised by hand), a
+    read-only file system or a full disk: one line naming the path and the fix, no traceback."""
+    from nexnet.cli import models
+
+    def refused(args):
+        raise OSError(code, os.strerror(code), "runs/x/best")
+
+    monkeypatch.setattr(models, "run", refused)
+    one_line_error(capsys, ["models"], "runs/x/best", fix)
+
+
+def test_a_full_disk_in_training_says_how_to_continue(monkeypatch, capsys, tmp_path):
+    """Training keeps every finished epoch, so the line says how to resume once there is space."""
+    from nexnet.cli import train
+
+    def disk_full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "last"))
+
+    monkeypatch.setattr(train, "run", disk_full)
+    argv = ["train", "--model", "unet", "--dataset", "kvasir", "--data-root", str(tmp_path), "--out",
+            str(tmp_path / "run")]  # fmt: skip
+    one_line_error(capsys, argv, "the disk is full", "--resume")

@@ -131,14 +131,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nexnet {args.verb}: interrupted{_how_to_continue(args)}", file=sys.stderr)
         return 130
     except (RuntimeError, OSError) as e:
-        if not _is_symlink_loop(e):
+        fix = _how_to_fix(e)
+        if fix is None:
             raise
-        print(f"nexnet {args.verb}: error: {e}: a symbolic link in that path points back at itself; "
-              "fix or remove the link", file=sys.stderr)  # fmt: skip
+        print(f"nexnet {args.verb}: error: {e}: {fix}{_how_to_continue(args)}", file=sys.stderr)
         return 2
     finally:
         if quiet and before is None:
             os.environ.pop("NEXNET_QUIET", None)
+
+
+# What the machine refused, not what nexnet got wrong: one line with the fix. Any other OSError is a
+# defect and keeps its traceback.
+_ENVIRONMENT_FIXES = {
+    errno.EACCES: "choose a path you may write (--out) or read, or change its permissions",
+    errno.EPERM: "choose a path you may write (--out) or read, or change its permissions",
+    errno.EROFS: "that file system is read-only: choose an --out on a writable one",
+    errno.ENOSPC: "the disk is full: free space or choose an --out on another disk",
+    errno.EDQUOT: "your disk quota is used up: free space or choose an --out on another disk",
+}
+
+
+def _how_to_fix(e: BaseException) -> str | None:
+    """The fix for an error the machine raised (a loop, a refusal, a full disk), or None."""
+    if _is_symlink_loop(e):
+        return "a symbolic link in that path points back at itself; fix or remove the link"
+    return _ENVIRONMENT_FIXES.get(e.errno) if isinstance(e, OSError) else None
 
 
 def _is_symlink_loop(e: BaseException) -> bool:
