@@ -651,7 +651,8 @@ def test_what_the_machine_refuses_is_one_line_with_the_fix(monkeypatch, capsys, 
         raise OSError(code, os.strerror(code), "runs/x/best")
 
     monkeypatch.setattr(models, "run", refused)
-    one_line_error(capsys, ["models"], "runs/x/best", fix)
+    line = one_line_error(capsys, ["models"], "runs/x/best", fix)
+    assert " for --" not in line  # no option gave that path
 
 
 def test_a_full_disk_in_training_says_how_to_continue(monkeypatch, capsys, tmp_path):
@@ -665,3 +666,65 @@ def test_a_full_disk_in_training_says_how_to_continue(monkeypatch, capsys, tmp_p
     argv = ["train", "--model", "unet", "--dataset", "kvasir", "--data-root", str(tmp_path), "--out",
             str(tmp_path / "run")]  # fmt: skip
     one_line_error(capsys, argv, "the disk is full", "--resume")
+
+
+def _refuse_temporaries(monkeypatch, folder):
+    """The atomic writers' temporary files and folders in ``folder`` are refused, as a folder that
+    one may not write refuses them (root writes anywhere, so the refusal is raised by hand)."""
+    import tempfile
+
+    from nexnet import io
+
+    def refusing(make):
+        def refused(suffix="", prefix="tmp", dir=None):
+            if Path(dir) != folder:
+                return make(suffix, prefix, dir)
+            raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, f"{prefix}k3x9{suffix}"))
+
+        return refused
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", refusing(tempfile.mkstemp))
+    monkeypatch.setattr(io.tempfile, "mkdtemp", refusing(tempfile.mkdtemp))
+
+
+def test_a_refused_write_names_the_file_asked_for_not_its_temporary(monkeypatch, tmp_path):
+    from nexnet import io
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")  # a write names no file
+
+    with monkeypatch.context() as m:
+        m.setattr(io.os, "fsync", full_disk)
+        with pytest.raises(OSError, match="No space left") as e:
+            io.atomic_write_json(tmp_path / "a.json", {})
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "a.json")
+    with pytest.raises(OSError) as e, io.atomic_directory(tmp_path / "best") as tmp:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "model.safetensors"))
+    assert e.value.filename == str(tmp_path / "best" / "model.safetensors")  # a file inside, named inside
+    with pytest.raises(FileNotFoundError) as e, io.atomic_directory(tmp_path / "best"):
+        open(tmp_path / "elsewhere" / "x")  # noqa: SIM115  (about another file: left as it is)
+    assert e.value.filename == str(tmp_path / "elsewhere" / "x")
+    _refuse_temporaries(monkeypatch, tmp_path)
+    for write in (lambda p: io.atomic_write_json(p, {}), lambda p: io.write_with(p, Path.touch),
+                  lambda p: io.atomic_directory(p).__enter__()):  # fmt: skip
+        with pytest.raises(PermissionError) as e:
+            write(tmp_path / "split.json")
+        assert e.value.filename == str(tmp_path / "split.json") and isinstance(e.value.__cause__, PermissionError)
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_a_refused_write_names_the_option_that_gave_the_path(data, monkeypatch, tmp_path, capsys):
+    """check-data --split-out into a folder it may not write: the line names the file and --split-out."""
+    split = tmp_path / "notes" / "split.json"
+    _refuse_temporaries(monkeypatch, split.parent)
+    argv = ["check-data", "--dataset", "folder", "--data-root", str(data), "--split-out", str(split)]
+    line = one_line_error(capsys, argv, f"Permission denied: '{split}'", "choose a path for --split-out")
+    assert ".tmp" not in line and "k3x9" not in line
+
+
+def test_a_refused_decode_cache_names_the_variable_that_moves_it(data, monkeypatch, capsys):
+    from nexnet.data.cache import cache_root
+
+    _refuse_temporaries(monkeypatch, cache_root() / "facts")
+    argv = ["check-data", "--dataset", "folder", "--data-root", str(data)]
+    one_line_error(capsys, argv, f"Permission denied: '{cache_root() / 'facts'}", "a path for NEXNET_CACHE_DIR")

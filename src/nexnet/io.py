@@ -24,18 +24,49 @@ def _umask() -> int:
 FILE_MODE, DIR_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
 
 
+@contextmanager
+def naming_the_target(tmp: str | os.PathLike, path: Path) -> Iterator[None]:
+    """Re-raise an ``OSError`` about the temporary ``tmp`` (a file, a folder, or the prefix of one
+    being made) or about no file as one about ``path``: the user asked for ``path``, and should read
+    that name, not ``.NAME.xxxx.tmp``."""
+    try:
+        yield
+    except OSError as e:
+        target = _target_name(e.filename, os.fspath(tmp), path)
+        if e.errno is None or target is None:
+            raise
+        try:
+            renamed = type(e)(e.errno, e.strerror, target)
+        except TypeError:  # a subclass with its own signature: keep it as it is
+            raise e from None
+        raise renamed from e
+
+
+def _target_name(name: Any, tmp: str, path: Path) -> str | None:
+    """``path`` (plus what lies below ``tmp``) for an error about ``tmp``; None for another file."""
+    if name is None:
+        return str(path)
+    name = os.fsdecode(name)
+    if not name.startswith(tmp):
+        return None
+    rest = name[len(tmp) :]
+    return str(path) + (rest[rest.index(os.sep) :] if os.sep in rest else "")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with naming_the_target(path.parent / f".{path.name}.", path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
+        with naming_the_target(tmp, path):
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -61,10 +92,12 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     restore_interrupted(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, DIR_MODE)
+    with naming_the_target(path.parent / f".{path.name}.", path):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
+        with naming_the_target(tmp, path):
+            os.chmod(tmp, DIR_MODE)
+            yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -129,12 +162,14 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
     """Call ``writer(tmp_path)`` then rename ``tmp_path`` onto ``path`` (for libraries that want a path)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    with naming_the_target(path.parent / f".{path.name}.", path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
-        writer(Path(tmp))
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
+        with naming_the_target(tmp, path):
+            writer(Path(tmp))
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -12,6 +12,7 @@ import errno
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import NexnetError
@@ -131,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nexnet {args.verb}: interrupted{_how_to_continue(args)}", file=sys.stderr)
         return 130
     except (RuntimeError, OSError) as e:
-        fix = _how_to_fix(e)
+        fix = _how_to_fix(e, args)
         if fix is None:
             raise
         print(f"nexnet {args.verb}: error: {e}: {fix}{_how_to_continue(args)}", file=sys.stderr)
@@ -142,21 +143,58 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # What the machine refused, not what nexnet got wrong: one line with the fix. Any other OSError is a
-# defect and keeps its traceback.
+# defect and keeps its traceback. {flag} names the option that gave the path, where one did.
 _ENVIRONMENT_FIXES = {
-    errno.EACCES: "choose a path you may write (--out) or read, or change its permissions",
-    errno.EPERM: "choose a path you may write (--out) or read, or change its permissions",
-    errno.EROFS: "that file system is read-only: choose an --out on a writable one",
-    errno.ENOSPC: "the disk is full: free space or choose an --out on another disk",
-    errno.EDQUOT: "your disk quota is used up: free space or choose an --out on another disk",
+    errno.EACCES: "choose a path{flag} you may write or read, or change its permissions",
+    errno.EPERM: "choose a path{flag} you may write or read, or change its permissions",
+    errno.EROFS: "that file system is read-only: choose a path{flag} on a writable one",
+    errno.ENOSPC: "the disk is full: free space or choose a path{flag} on another disk",
+    errno.EDQUOT: "your disk quota is used up: free space or choose a path{flag} on another disk",
 }
 
 
-def _how_to_fix(e: BaseException) -> str | None:
+def _how_to_fix(e: BaseException, args: argparse.Namespace) -> str | None:
     """The fix for an error the machine raised (a loop, a refusal, a full disk), or None."""
     if _is_symlink_loop(e):
         return "a symbolic link in that path points back at itself; fix or remove the link"
-    return _ENVIRONMENT_FIXES.get(e.errno) if isinstance(e, OSError) else None
+    if not isinstance(e, OSError) or e.errno not in _ENVIRONMENT_FIXES:
+        return None
+    flag = _flag_for(args, e.filename)
+    return _ENVIRONMENT_FIXES[e.errno].format(flag=f" for {flag}" if flag else "")
+
+
+def _flag_for(args: argparse.Namespace, filename: object) -> str | None:
+    """The option whose path holds ``filename`` (the deepest, if several do), e.g. ``--split-out``."""
+    if not isinstance(filename, (str, os.PathLike)):
+        return None
+    name, best, flag = os.path.abspath(filename), "", None
+    for dest, value in vars(args).items():
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            continue
+        given = os.path.abspath(value)
+        if _inside(name, given) and len(given) > len(best):
+            best, flag = given, _option_of(args, dest)
+    if flag is None and _inside(name, os.path.abspath(_cache_root())):
+        return "NEXNET_CACHE_DIR"  # the decode cache: that variable moves it
+    return flag
+
+
+def _inside(name: str, folder: str) -> bool:
+    return name == folder or name.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _cache_root() -> Path:
+    from ..data.cache import cache_root
+
+    return cache_root()
+
+
+def _option_of(args: argparse.Namespace, dest: str) -> str:
+    """How the verb spells the option that fills ``dest`` (``split_out`` -> ``--split-out``)."""
+    for action in getattr(args, "verb_parser", argparse.ArgumentParser())._actions:
+        if action.dest == dest and action.option_strings:
+            return max(action.option_strings, key=len)
+    return "--" + dest.replace("_", "-")
 
 
 def _is_symlink_loop(e: BaseException) -> bool:
