@@ -59,6 +59,17 @@ def test_a_tiff_bomb_is_refused_from_its_header_before_decoding(tmp_path, monkey
         read_image(tmp_path / "big.tif") if source == "file" else read_image_bytes(data, "big.tif")
 
 
+def test_a_tiff_stack_is_refused_for_all_its_pages_not_the_first(tmp_path, monkeypatch):
+    import nexnet.data.readers as R
+
+    pages = np.zeros((4, 20, 20, 3), dtype=np.uint8)  # 400 pixels a page, 1600 decoded
+    tifffile.imwrite(tmp_path / "stack.tif", pages, photometric="minisblack", planarconfig="contig")
+    monkeypatch.setattr(R, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(tifffile.TiffPageSeries, "asarray", lambda *a, **k: pytest.fail("decoded before the check"))
+    with pytest.raises(DataError, match=r"stack.tif: refused: 4 planes of 20x20 is 0.0 megapixels"):
+        read_image(tmp_path / "stack.tif")
+
+
 # --- a swap killed between its two renames ----------------------------------------------------------
 
 

@@ -241,6 +241,18 @@ def test_report_only_trains_nothing_and_lists_what_is_left(tmp_path, data, monke
     assert "PARTIAL: 1 run(s) not trained yet" in text and "Not trained yet (8)" in text
 
 
+def test_report_only_rewrites_the_record_byte_for_byte(tmp_path, data, monkeypatch):
+    # the run appends points as they finish; --report-only reads them back in file-name order
+    fake_runs(monkeypatch, lambda m, w, b, s: 0.7 + 0.01 * s)
+    F.run_frontier(plan_for(tmp_path, data, budgets=[1.0]), say=lambda _: None)
+    record = tmp_path / "f" / "frontier.json"
+    written = record.read_text()
+    names = [(p["budget_min"], p["seed"], p["width"], p["model"]) for p in json.loads(written)["points"]]
+    assert names[:2] == [(1.0, 0, "1/8", "nexnet_seg"), (1.0, 0, "1/8", "unet")] and names[-1][1] == 1
+    F.run_frontier(plan_for(tmp_path, data, budgets=[1.0], report_only=True), say=lambda _: None)
+    assert record.read_text() == written
+
+
 def test_points_another_command_added_count_in_selection_and_the_skip_rule(tmp_path, data, monkeypatch):
     asked = fake_runs(monkeypatch, lambda m, w, b, s: 0.9 if w == Fraction(1, 16) else 0.7)
     F.run_frontier(plan_for(tmp_path, data, models=["unet"], widths=[Fraction(1, 16)], budgets=[1.0], seeds=1),

@@ -722,9 +722,29 @@ def test_a_refused_write_names_the_option_that_gave_the_path(data, monkeypatch, 
     assert ".tmp" not in line and "k3x9" not in line
 
 
-def test_a_refused_decode_cache_names_the_variable_that_moves_it(data, monkeypatch, capsys):
-    from nexnet.data.cache import cache_root
+def test_a_refused_decode_cache_costs_one_note_not_the_command(data, monkeypatch, capsys):
+    from nexnet.data import cache
 
-    _refuse_temporaries(monkeypatch, cache_root() / "facts")
-    argv = ["check-data", "--dataset", "folder", "--data-root", str(data)]
-    one_line_error(capsys, argv, f"Permission denied: '{cache_root() / 'facts'}", "a path for NEXNET_CACHE_DIR")
+    monkeypatch.setattr(cache, "_SAID_NOT_KEPT", [])
+    _refuse_temporaries(monkeypatch, cache.cache_root() / "facts")
+    assert main(["check-data", "--dataset", "folder", "--data-root", str(data)]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("nexnet")]
+    assert len(notes) == 1 and "decode cache is not kept" in notes[0], notes
+    assert f"Permission denied: {cache.cache_root() / 'facts'}" in notes[0] and "NEXNET_CACHE_DIR" in notes[0]
+    assert not (cache.cache_root() / "facts").exists() or not any((cache.cache_root() / "facts").iterdir())
+
+
+def test_arrays_decoded_into_memory_equal_the_cached_ones(data, monkeypatch, capsys):
+    from nexnet.data import cache, get_adapter
+
+    monkeypatch.setattr(cache, "_SAID_NOT_KEPT", [])
+    pairs = get_adapter("folder").discover(data).pairs
+    with monkeypatch.context() as m:
+        _refuse_temporaries(m, cache.cache_root() / "arrays")
+        held = cache.build_arrays(pairs, 32, workers=1)
+    assert not isinstance(held.images, np.memmap) and not cache.is_cached(pairs, 32)
+    assert capsys.readouterr().err.count("decode cache is not kept") == 1
+    kept = cache.build_arrays(pairs, 32, workers=1)
+    assert isinstance(kept.images, np.memmap) and cache.is_cached(pairs, 32)
+    assert held.ids == kept.ids and held.facts == kept.facts
+    assert np.array_equal(held.images, kept.images) and np.array_equal(held.masks, kept.masks)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -151,13 +152,30 @@ def scan(pairs: list[Pair], workers: int | None = None, use_cache: bool = True) 
     results = _map(_run_facts, pairs, workers or default_workers(), "checking")
     facts = [r[1] for r in results]
     if use_cache:
-        atomic_write_json(entry, [asdict(f) for f in facts])
+        try:
+            atomic_write_json(entry, [asdict(f) for f in facts])
+        except OSError as err:
+            _not_kept(err)
     return facts
+
+
+_SAID_NOT_KEPT: list[bool] = []
+
+
+def _not_kept(err: OSError) -> None:
+    """A cache that cannot be written costs a second decode next time, not the command: say so once."""
+    if _SAID_NOT_KEPT:
+        return
+    _SAID_NOT_KEPT.append(True)
+    where = f"{err.strerror}: {err.filename}" if err.filename else str(err)
+    print(f"nexnet: note: the decode cache is not kept ({where}); this run decodes into memory. Set "
+          "NEXNET_CACHE_DIR to a folder you may write, and the next run decodes nothing", file=sys.stderr)  # fmt: skip
 
 
 @dataclass
 class ArrayCache:
-    """Resized pairs as arrays: ``images (N, S, S, 3)`` and ``masks (N, S, S)``, uint8, memory-mapped."""
+    """Resized pairs as arrays: ``images (N, S, S, 3)`` and ``masks (N, S, S)``, uint8, memory-mapped
+    from the cache (or in memory, when the cache cannot be written)."""
 
     ids: list[str]
     images: np.ndarray
@@ -180,26 +198,40 @@ def is_cached(pairs: list[Pair], size: int) -> bool:
 
 
 def build_arrays(pairs: list[Pair], size: int, workers: int | None = None, skip_bad: bool = False) -> ArrayCache:
-    """Decoded and resized arrays for ``pairs``; built once, then read from the cache."""
+    """Decoded and resized arrays for ``pairs``; built once, then memory-mapped from the cache (held
+    in memory when the cache cannot be written)."""
     entry = _arrays_entry(pairs, size)
-    if not (entry / "meta.json").is_file():
-        results = _map(_run_resized, [(p, size) for p in pairs], workers or default_workers(),
-                       f"decoding at {size}px")  # fmt: skip
-        good = [r for r in results if not r[1].error]
-        if not good:
-            raise DataError(f"none of the {len(pairs)} pairs could be read: {results[0][1].error}")
-        with atomic_directory(entry) as tmp:
-            np.save(tmp / "images.npy", np.stack([r[0][0] for r in good]))
-            np.save(tmp / "masks.npy", np.stack([r[0][1] for r in good]))
-            atomic_write_json(tmp / "meta.json", {"size": size, "resize": RESIZE,
-                                                   "facts": [asdict(r[1]) for r in results]})  # fmt: skip
-    meta = json.loads((entry / "meta.json").read_text())
+    if (entry / "meta.json").is_file():
+        meta = json.loads((entry / "meta.json").read_text())
+        images, masks = _mapped(entry)
+    else:
+        images, masks, meta = _decode_arrays(pairs, size, workers)
+        try:
+            with atomic_directory(entry) as tmp:
+                np.save(tmp / "images.npy", images)
+                np.save(tmp / "masks.npy", masks)
+                atomic_write_json(tmp / "meta.json", meta)
+            images, masks = _mapped(entry)
+        except OSError as err:
+            _not_kept(err)
     facts = {d["id"]: CaseFacts(**d) for d in meta["facts"]}
     bad = [f.error for f in facts.values() if f.error]
     if bad and not skip_bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise DataError(f"{bad[0]}{more}; --skip-bad leaves unreadable pairs out")
     ids = [cid for cid, f in facts.items() if not f.error]
-    images = np.load(entry / "images.npy", mmap_mode="r")
-    masks = np.load(entry / "masks.npy", mmap_mode="r")
     return ArrayCache(ids, images, masks, facts, entry)
+
+
+def _decode_arrays(pairs: list[Pair], size: int, workers: int | None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The readable pairs' arrays, stacked, and the cache entry's ``meta.json`` (every pair's facts)."""
+    results = _map(_run_resized, [(p, size) for p in pairs], workers or default_workers(), f"decoding at {size}px")
+    good = [r for r in results if not r[1].error]
+    if not good:
+        raise DataError(f"none of the {len(pairs)} pairs could be read: {results[0][1].error}")
+    meta = {"size": size, "resize": RESIZE, "facts": [asdict(r[1]) for r in results]}
+    return np.stack([r[0][0] for r in good]), np.stack([r[0][1] for r in good]), meta
+
+
+def _mapped(entry: Path) -> tuple[np.ndarray, np.ndarray]:
+    return np.load(entry / "images.npy", mmap_mode="r"), np.load(entry / "masks.npy", mmap_mode="r")

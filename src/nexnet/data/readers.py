@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import io
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -75,8 +76,9 @@ def _read_tiff(source: Path | io.BytesIO, label: str | Path) -> np.ndarray:
             series = tif.series[0]
             size = dict(zip(series.axes, series.shape))
             w, h = int(size.get("X", 0)), int(size.get("Y", 0))
-            if w * h > MAX_PIXELS:
-                raise DataError(_too_large(label, w, h))
+            planes = math.prod(int(n) for axis, n in size.items() if axis not in "YXS")  # pages, depth, ...
+            if w * h * planes > MAX_PIXELS:  # asarray() decodes them all
+                raise DataError(_too_large(label, w, h, planes))
             arr = np.asarray(series.asarray())
             if series.axes.endswith("SYX"):  # colour planes stored apart: channels last
                 arr = np.moveaxis(arr, -3, -1)
@@ -89,9 +91,10 @@ def _read_tiff(source: Path | io.BytesIO, label: str | Path) -> np.ndarray:
     return arr
 
 
-def _too_large(label: str | Path, w: int, h: int) -> str:
-    return (f"{label}: refused: {w}x{h} is {w * h / 1e6:.1f} megapixels, more than {MAX_PIXELS // 1_000_000} "
-            "(a decompression bomb, or an image that needs downscaling first)")  # fmt: skip
+def _too_large(label: str | Path, w: int, h: int, planes: int = 1) -> str:
+    pages = f"{planes} planes of " if planes > 1 else ""
+    return (f"{label}: refused: {pages}{w}x{h} is {w * h * planes / 1e6:.1f} megapixels, more than "
+            f"{MAX_PIXELS // 1_000_000} (a decompression bomb, or an image that needs downscaling first)")  # fmt: skip
 
 
 def _is_text(head: bytes) -> bool:

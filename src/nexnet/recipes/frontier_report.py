@@ -136,6 +136,7 @@ def write_report(out: Path, points: list[dict], skipped: list[dict], settings: d
     """``frontier.json`` (points without per-image Dice: those stay in ``points/``), ``frontier.md``
     and ``frontier.png``; ``missing``: the runs not trained yet, whose budgets are marked partial."""
     models, sizes = settings["models"], len(settings["image_sizes"])
+    points = sorted(points, key=_run_order)  # the same file whichever command (or --report-only) wrote it
     rows = frontiers(points, models)
     for row in rows:
         for m, family in row["families"].items():
@@ -150,6 +151,11 @@ def write_report(out: Path, points: list[dict], skipped: list[dict], settings: d
     faint = [(p["budget_min"], p["test_mdice"], p["model"]) for p in points]
     frontier_chart(out / "frontier.png", lines, faint, "training minutes (log scale)", "test mDice")
     return result
+
+
+def _run_order(p: dict[str, Any]) -> tuple:
+    """Budget, seed, width, size, model: the order a frontier trains its runs in."""
+    return p["budget_min"], p["seed"], Fraction(p["width"]), p["image_size"], p["model"]
 
 
 def _ci(ci: list[float]) -> str:
